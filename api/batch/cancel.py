@@ -1,0 +1,3 @@
+"""POST /api/batch/cancel: cancel an active batch."""
+
+from lib.routes import cancel_batch as app  # noqa: F401

@@ -1,0 +1,255 @@
+"""Batch lifecycle for users: create, status, list, results, cancel (api.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+
+from lib.chat.redaction import redact
+from lib.errors import BadRequest, Conflict, NotFound
+from lib.models import Batch, BatchStatus, ItemStatus, User
+from lib.planning import chat_key_for, progress
+from lib.queue import StepQueue
+from lib.settings import AI_PROVIDERS, SEARCH_PROVIDERS, Settings
+from lib.spreadsheet import ParsedTable, parse_upload
+from lib.store.batches import BatchStore
+from lib.upload import UploadedForm
+
+log = logging.getLogger("ai_answers.batches")
+
+RESULT_COLUMNS = (
+    "chatId", "status", "redactedQuestion", "answer", "citationUrl", "error", "interactionId", "responseTimeMs",
+)
+MAX_NAME_CHARS = 200
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    name: str
+    ai_provider: str
+    search_provider: str
+    lang: str
+    apply_overrides: bool
+    concurrency: int
+
+
+def validate_form(form: UploadedForm, settings: Settings) -> BatchRequest:
+    """The form's fields, checked; each error names its field."""
+    fields = form.fields
+    name = fields.get("batchName", "").strip()
+    if not name:
+        raise _field_error("batchName", "Give the batch a name.", "INVALID_BATCH_NAME")
+    if len(name) > MAX_NAME_CHARS:
+        raise _field_error("batchName", f"The batch name is longer than {MAX_NAME_CHARS} characters.", "INVALID_BATCH_NAME")
+    ai = fields.get("aiProvider", settings.default_ai_provider).strip()
+    search = fields.get("searchProvider", settings.default_search_provider).strip()
+    for field_name, value, known, configured in (
+        ("aiProvider", ai, AI_PROVIDERS, settings.configured_ai_providers()),
+        ("searchProvider", search, SEARCH_PROVIDERS, settings.configured_search_providers()),
+    ):
+        if value not in known:
+            raise _field_error(field_name, f"Unknown provider {value!r}; use one of {', '.join(known)}.", "UNKNOWN_PROVIDER")
+        if value not in configured:
+            raise _field_error(field_name, f"The provider {value!r} is not configured on this deployment.",
+                               "PROVIDER_NOT_CONFIGURED")
+    lang = fields.get("lang", "").strip()
+    if lang not in ("en", "fr"):
+        raise _field_error("lang", "lang must be 'en' or 'fr'.", "INVALID_LANG")
+    overrides = fields.get("applyOverrides", "false").strip().lower()
+    if overrides not in ("true", "false", "1", "0", "on", ""):
+        raise _field_error("applyOverrides", "applyOverrides must be true or false.", "INVALID_FIELD")
+    concurrency_text = fields.get("concurrency", "").strip()
+    concurrency = settings.batch_concurrency
+    if concurrency_text:
+        if not concurrency_text.isdigit() or not 1 <= int(concurrency_text) <= 32:
+            raise _field_error("concurrency", "concurrency must be a whole number from 1 to 32.", "INVALID_FIELD")
+        concurrency = int(concurrency_text)
+    return BatchRequest(name=name, ai_provider=ai, search_provider=search, lang=lang,
+                        apply_overrides=overrides in ("true", "1", "on"), concurrency=concurrency)
+
+
+def _field_error(field_name: str, message: str, code: str) -> BadRequest:
+    return BadRequest(message, code=code, details={"field": field_name})
+
+
+class BatchService:
+    def __init__(self, store: BatchStore, queue: StepQueue, settings: Settings, now: Callable[[], datetime]):
+        self.store = store
+        self.queue = queue
+        self.settings = settings
+        self.now = now
+
+    def create(self, user: User, form: UploadedForm) -> dict[str, Any]:
+        """Validate the upload, write the batch and its items, publish step 1. All or nothing."""
+        request = validate_form(form, self.settings)
+        if form.file_data is None:
+            raise _field_error("file", "Attach the questions file in the 'file' field.", "MISSING_FILE")
+        table = parse_upload(form.file_data, form.file_name, max_rows=self.settings.max_batch_rows)
+        now = self.now()
+        batch_id = ObjectId()
+        items = _item_docs(batch_id, table)
+        self.store.insert_batch(_batch_doc(batch_id, user, request, table, form, now))
+        try:
+            self.store.insert_items(items)
+            self.store.mark_queued(batch_id, now)
+            self.queue.publish_step(str(batch_id), 0, dedup_id=f"{batch_id}:0")
+        except BaseException:
+            log.warning("batch=%s create failed; removing what was written", batch_id)
+            self.store.delete_batch(batch_id)
+            raise
+        return {"batchId": str(batch_id), "status": BatchStatus.QUEUED.value, "totalItems": len(items),
+                "warnings": table.warnings}
+
+    def owned(self, user: User, batch_id: str | None) -> Batch:
+        """The batch if the user may see it; 404 otherwise (never revealing which)."""
+        if not batch_id:
+            raise BadRequest("Give the batchId.", code="MISSING_BATCH_ID", details={"field": "batchId"})
+        if not isinstance(batch_id, str) or not ObjectId.is_valid(batch_id):
+            raise BadRequest("batchId is not a valid id.", code="INVALID_BATCH_ID", details={"field": "batchId"})
+        batch = self.store.get(batch_id)
+        if batch is None or batch.status == BatchStatus.CREATING or (
+            batch.uploader_user_id != user.id and not user.is_admin
+        ):
+            raise NotFound("No such batch.", code="BATCH_NOT_FOUND")
+        return batch
+
+    def status(self, user: User, batch_id: str | None) -> dict[str, Any]:
+        return self.summary(self.owned(user, batch_id))
+
+    def list(self, user: User) -> list[dict[str, Any]]:
+        return [self.summary(b) for b in self.store.list_for_user(user.id)]
+
+    def summary(self, batch: Batch) -> dict[str, Any]:
+        done = batch.processed_items + batch.failed_items + batch.cancelled_items
+        percent, eta = progress(batch.total_items, done, batch.started_at, self.now(), batch.status)
+        return {
+            "batchId": batch.id,
+            "name": batch.name,
+            "status": batch.status.value,
+            "totalItems": batch.total_items,
+            "processedItems": batch.processed_items,
+            "failedItems": batch.failed_items,
+            "cancelledItems": batch.cancelled_items,
+            "createdAt": batch.created_at,
+            "updatedAt": batch.updated_at,
+            "startedAt": batch.started_at,
+            "completedAt": batch.completed_at,
+            "aiProvider": batch.ai_provider,
+            "searchProvider": batch.search_provider,
+            "pageLanguage": batch.page_language,
+            "applyOverrides": batch.apply_overrides,
+            "fileName": batch.file_name,
+            "concurrency": batch.concurrency,
+            "percentComplete": percent,
+            "etaSeconds": eta,
+        }
+
+    def cancel(self, user: User, batch_id: str | None) -> dict[str, Any]:
+        """Cancel an active batch: pending rows are cancelled at once, rows in flight finish."""
+        batch = self.owned(user, batch_id)
+        oid = ObjectId(batch.id)
+        if not batch.status.is_active or not self.store.cancel(oid, self.now()):
+            raise Conflict(f"The batch is already {self.store.status_of(oid) or batch.status}.", code="BATCH_FINISHED")
+        counts = self.store.count_by_status(oid)
+        self.store.finalise(oid, counts=counts, interactions=self.store.succeeded_interaction_ids(oid), status=None,
+                            now=self.now())
+        return {"batchId": batch.id, "status": BatchStatus.CANCELLED.value}
+
+    def results(self, user: User, batch_id: str | None) -> tuple[Batch, list[str], Iterator[dict[str, Any]]]:
+        """The batch, the result columns, and its rows in input order (streamed)."""
+        batch = self.owned(user, batch_id)
+        columns = result_columns(batch)
+        return batch, columns, (result_row(doc, batch, columns) for doc in self.store.results(ObjectId(batch.id)))
+
+
+def result_columns(batch: Batch) -> list[str]:
+    """The original columns, then the result columns that do not repeat one of them."""
+    return list(batch.columns) + [c for c in RESULT_COLUMNS if c not in batch.columns]
+
+
+def result_row(doc: dict[str, Any], batch: Batch, columns: Iterable[str]) -> dict[str, Any]:
+    error = doc.get("error")
+    status = doc.get("status")
+    values = {
+        "chatId": doc.get("chatLabel") or "",
+        "status": status,
+        "redactedQuestion": doc.get("question", ""),
+        "answer": doc.get("answer") if status == ItemStatus.SUCCEEDED.value else None,
+        "citationUrl": doc.get("citationUrl") if status == ItemStatus.SUCCEEDED.value else None,
+        "error": f"{error['code']}: {error['message']}" if error and status != ItemStatus.SUCCEEDED.value else None,
+        "interactionId": str(doc["interactionId"]) if status == ItemStatus.SUCCEEDED.value else None,
+        "responseTimeMs": doc.get("responseTimeMs"),
+    }
+    original = doc.get("original", {})
+    return {c: original.get(c, "") if c in original else values.get(c) for c in columns}
+
+
+def _batch_doc(batch_id: ObjectId, user: User, request: BatchRequest, table: ParsedTable, form: UploadedForm,
+               now: datetime) -> dict[str, Any]:
+    return {
+        "_id": batch_id,
+        "name": request.name,
+        "type": "question",
+        "status": BatchStatus.CREATING.value,
+        "uploaderUserId": user.id,
+        "aiProvider": request.ai_provider,
+        "searchProvider": request.search_provider,
+        "pageLanguage": request.lang,
+        "applyOverrides": request.apply_overrides,
+        "concurrency": request.concurrency,
+        "totalItems": len(table.rows),
+        "processedItems": 0,
+        "failedItems": 0,
+        "cancelledItems": 0,
+        "interactions": [],
+        "createdAt": now,
+        "updatedAt": now,
+        "completedAt": None,  # startedAt is set by the first step ($min on a missing field)
+        "stepSeq": 0,
+        "leaseOwner": None,
+        "leaseUntil": None,
+        "heartbeatAt": None,
+        "fileName": (form.file_name or "")[:255],
+        "fileType": table.file_type,
+        "fileHash": hashlib.sha256(form.file_data or b"").hexdigest(),
+        "columns": table.columns,
+        "questionColumn": table.question_column,
+        "chatColumn": table.chat_column,
+        "urlColumn": table.url_column,
+        "warnings": table.warnings[:100],
+        "lastError": None,
+    }
+
+
+def _item_docs(batch_id: ObjectId, table: ParsedTable) -> list[dict[str, Any]]:
+    docs = []
+    for index, row in enumerate(table.rows):
+        redaction = redact(row.question)
+        original = dict(row.original)
+        original[table.question_column] = redaction.text  # the original question never reaches the store
+        docs.append({
+            "_id": ObjectId(),
+            "batchId": batch_id,
+            "rowIndex": index,
+            "rowNumber": row.row_number,
+            "chatKey": chat_key_for(row.chat_label, index),
+            "chatLabel": row.chat_label,
+            "question": redaction.text,
+            "piiRedacted": redaction.redacted,
+            "referringUrl": row.referring_url,
+            "original": original,
+            "status": ItemStatus.PENDING.value,
+            "attempts": 0,
+            "interactionId": ObjectId(),  # fixed now, so a re-run writes the same interaction
+            "leaseUntil": None,
+            "notBefore": None,
+            "claimId": None,
+        })
+    return docs
+

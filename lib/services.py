@@ -1,0 +1,99 @@
+"""The composition root: settings, store, queue, providers and services, wired once per process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from lib.batches import BatchService
+from lib.chat.service import ChatProcessingService, Providers
+from lib.execution import EngineConfig, StepEngine
+from lib.providers.registry import build_ai_provider, build_search_provider
+from lib.queue import QStashStepQueue, StepQueue
+from lib.settings import Settings
+from lib.store.batches import BatchStore
+from lib.store.chats import ChatStore
+from lib.store.client import Store, get_client
+from lib.store.users import UserStore
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    users: UserStore
+    chats: ChatStore
+    batch_store: BatchStore
+    queue: StepQueue
+    chat: ChatProcessingService
+    batches: BatchService
+    engine: StepEngine
+    now: Callable[[], datetime]
+
+
+def build_services(settings: Settings, *, queue: StepQueue | None = None,
+                   now: Callable[[], datetime] = utc_now) -> Services:
+    """Wire the real adapters (a test may hand in its own queue or clock)."""
+    store = Store(get_client(settings.mongodb_uri), settings.mongodb_db)
+    users = UserStore(store)
+    chats = ChatStore(store)
+    batch_store = BatchStore(store)
+    if queue is None:
+        queue = QStashStepQueue(settings.qstash_token, settings.qstash_url, settings.process_step_url)
+    providers = Providers(
+        ai=lambda name: build_ai_provider(name, settings),
+        search=lambda name: build_search_provider(name, settings),
+    )
+    chat = ChatProcessingService(
+        chats, users.enabled_overrides, providers,
+        max_message_chars=settings.max_message_chars, history_turns=settings.history_turns, now=now,
+    )
+    engine = StepEngine(
+        batch_store, chat, queue,
+        EngineConfig(
+            max_attempts=settings.max_attempts,
+            step_budget_seconds=settings.step_budget_seconds,
+            function_max_duration=settings.function_max_duration,
+            lease_seconds=settings.step_lease_seconds,
+        ),
+        now,
+    )
+    return Services(
+        settings=settings, store=store, users=users, chats=chats, batch_store=batch_store, queue=queue, chat=chat,
+        batches=BatchService(batch_store, queue, settings, now), engine=engine, now=now,
+    )
+
+
+_services: Services | None = None
+_lock = threading.Lock()
+
+
+def get_services(env: Mapping[str, str] | None = None) -> Services:
+    """The process's services, built on first use and reused by warm invocations."""
+    global _services
+    with _lock:
+        if _services is None:
+            settings = Settings.from_env(os.environ if env is None else env)
+            configure_logging(settings.log_level)
+            _services = build_services(settings)
+        return _services
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger("ai_answers")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        root.addHandler(handler)
+        root.propagate = False
+    root.setLevel(level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the queue SDK's per-request lines

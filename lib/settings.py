@@ -1,0 +1,280 @@
+"""Settings: one validated object built from a mapping (the environment).
+
+Nothing reads the environment at import time. `Settings.from_env(os.environ)` validates
+every variable once and raises `ConfigError` naming the first one that is wrong.
+`.env.example` documents each variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from lib.errors import ConfigError
+
+T = TypeVar("T")
+
+AI_PROVIDERS = ("offline", "openai", "azure", "anthropic")
+SEARCH_PROVIDERS = ("offline", "google", "canadaca")
+
+# The official QStash dev server's fixed credentials; ours uses the same so one .env
+# works with either (see shared/qstash-wire.md).
+DEV_QSTASH_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0="
+DEV_QSTASH_CURRENT_SIGNING_KEY = "sig_7RvLjqfZBvP5KEUimQCE1pvpLuou"
+DEV_QSTASH_NEXT_SIGNING_KEY = "sig_7W3ZNbfKWk5NWwEs3U4ixuQ7fxwE"
+
+
+class _Reader:
+    """Reads typed values from a mapping; every error names the variable."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            if required and default is None:
+                raise ConfigError(f"{name} is required but not set")
+            return default
+        return value
+
+    def int(self, name: str, default: int, *, low: int, high: int) -> int:
+        return self._number(name, default, int, low, high)
+
+    def float(self, name: str, default: float, *, low: float, high: float) -> float:
+        return self._number(name, default, float, low, high)
+
+    def _number(self, name: str, default: T, kind: Callable[[str], T], low: Any, high: Any) -> T:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = kind(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a {kind.__name__}, got {value!r}") from None
+        if not low <= number <= high:  # type: ignore[operator]
+            raise ConfigError(f"{name} must be between {low} and {high}, got {value!r}")
+        return number
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+    def url(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.str(name, default, required=required)
+        if value is None:
+            return None
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        assert value is not None
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Store and auth
+    mongodb_uri: str
+    mongodb_db: str
+    jwt_secret: str
+    # Public address of this deployment (QStash delivers steps there)
+    public_base_url: str
+    # Queue
+    qstash_token: str
+    qstash_url: str | None
+    qstash_current_signing_key: str
+    qstash_next_signing_key: str
+    cron_secret: str | None
+    # Providers
+    openai_api_key: str | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_model: str = "gpt-4.1-mini"
+    azure_openai_endpoint: str | None = None
+    azure_openai_api_key: str | None = None
+    azure_openai_deployment: str | None = None
+    azure_openai_api_version: str = "2024-10-21"
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_model: str = "claude-sonnet-4-5"
+    google_search_api_key: str | None = None
+    google_search_cx: str | None = None
+    google_search_url: str = "https://www.googleapis.com/customsearch/v1"
+    canadaca_search_url: str | None = None
+    canadaca_search_key: str | None = None
+    provider_connect_timeout: float = 5.0
+    provider_read_timeout: float = 60.0
+    provider_max_retries: int = 2
+    offline_ai_latency_ms: int = 0
+    default_ai_provider: str = "offline"
+    default_search_provider: str = "offline"
+    # Limits
+    max_body_bytes: int = 4_718_592
+    max_message_chars: int = 4000
+    max_batch_rows: int = 10_000
+    history_turns: int = 10
+    # Engine
+    batch_concurrency: int = 4
+    max_attempts: int = 3
+    function_max_duration: int = 60
+    step_safety_seconds: float = 12.0
+    lease_seconds: int = 0  # 0: derived from function_max_duration
+    sweep_stale_after: int = 0  # 0: derived from the lease
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Validate every variable; raise `ConfigError` naming the first bad one."""
+        r = _Reader(env)
+        public = r.url("PUBLIC_BASE_URL")
+        if public is None:
+            # Vercel sets VERCEL_URL (host only) on every deployment.
+            vercel_host = r.str("VERCEL_PROJECT_PRODUCTION_URL") or r.str("VERCEL_URL")
+            if vercel_host is None:
+                raise ConfigError("PUBLIC_BASE_URL is required but not set (nor VERCEL_URL)")
+            public = f"https://{vercel_host}"
+        qstash_url = r.url("QSTASH_URL")
+        # Without QSTASH_URL the SDK talks to Upstash; then real credentials are needed.
+        dev_default = qstash_url is not None
+        settings = cls(
+            mongodb_uri=_mongodb_uri(r),
+            mongodb_db=r.str("MONGODB_DB", "ai_answers"),  # type: ignore[arg-type]
+            jwt_secret=_jwt_secret(r),
+            public_base_url=public,
+            qstash_token=r.str("QSTASH_TOKEN", DEV_QSTASH_TOKEN if dev_default else None, required=True),  # type: ignore[arg-type]
+            qstash_url=qstash_url,
+            qstash_current_signing_key=r.str(  # type: ignore[arg-type]
+                "QSTASH_CURRENT_SIGNING_KEY", DEV_QSTASH_CURRENT_SIGNING_KEY if dev_default else None, required=True
+            ),
+            qstash_next_signing_key=r.str(  # type: ignore[arg-type]
+                "QSTASH_NEXT_SIGNING_KEY", DEV_QSTASH_NEXT_SIGNING_KEY if dev_default else None, required=True
+            ),
+            cron_secret=r.str("CRON_SECRET"),
+            openai_api_key=r.str("OPENAI_API_KEY"),
+            openai_base_url=r.url("OPENAI_BASE_URL", "https://api.openai.com/v1"),  # type: ignore[arg-type]
+            openai_model=r.str("OPENAI_MODEL", "gpt-4.1-mini"),  # type: ignore[arg-type]
+            azure_openai_endpoint=r.url("AZURE_OPENAI_ENDPOINT"),
+            azure_openai_api_key=r.str("AZURE_OPENAI_API_KEY"),
+            azure_openai_deployment=r.str("AZURE_OPENAI_DEPLOYMENT"),
+            azure_openai_api_version=r.str("AZURE_OPENAI_API_VERSION", "2024-10-21"),  # type: ignore[arg-type]
+            anthropic_api_key=r.str("ANTHROPIC_API_KEY"),
+            anthropic_base_url=r.url("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),  # type: ignore[arg-type]
+            anthropic_model=r.str("ANTHROPIC_MODEL", "claude-sonnet-4-5"),  # type: ignore[arg-type]
+            google_search_api_key=r.str("GOOGLE_SEARCH_API_KEY"),
+            google_search_cx=r.str("GOOGLE_SEARCH_CX"),
+            google_search_url=r.url("GOOGLE_SEARCH_URL", "https://www.googleapis.com/customsearch/v1"),  # type: ignore[arg-type]
+            canadaca_search_url=r.url("CANADACA_SEARCH_URL"),
+            canadaca_search_key=r.str("CANADACA_SEARCH_KEY"),
+            provider_connect_timeout=r.float("PROVIDER_CONNECT_TIMEOUT", 5.0, low=0.1, high=60),
+            provider_read_timeout=r.float("PROVIDER_READ_TIMEOUT", 60.0, low=0.1, high=600),
+            provider_max_retries=r.int("PROVIDER_MAX_RETRIES", 2, low=0, high=10),
+            offline_ai_latency_ms=r.int("OFFLINE_AI_LATENCY_MS", 0, low=0, high=60_000),
+            default_ai_provider=r.choice("DEFAULT_AI_PROVIDER", "offline", AI_PROVIDERS),
+            default_search_provider=r.choice("DEFAULT_SEARCH_PROVIDER", "offline", SEARCH_PROVIDERS),
+            max_body_bytes=r.int("MAX_BODY_BYTES", 4_718_592, low=1024, high=1 << 30),
+            max_message_chars=r.int("MAX_MESSAGE_CHARS", 4000, low=10, high=100_000),
+            max_batch_rows=r.int("MAX_BATCH_ROWS", 10_000, low=1, high=1_000_000),
+            history_turns=r.int("HISTORY_TURNS", 10, low=0, high=100),
+            batch_concurrency=r.int("BATCH_CONCURRENCY", 4, low=1, high=32),
+            max_attempts=r.int("MAX_ATTEMPTS", 3, low=1, high=20),
+            function_max_duration=r.int("FUNCTION_MAX_DURATION", 60, low=5, high=900),
+            step_safety_seconds=r.float("STEP_SAFETY_SECONDS", 12.0, low=0.5, high=300),
+            lease_seconds=r.int("STEP_LEASE_SECONDS", 0, low=0, high=3600),
+            sweep_stale_after=r.int("SWEEP_STALE_SECONDS", 0, low=0, high=86_400),
+            log_level=r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )
+        settings._check_consistency()
+        return settings
+
+    def _check_consistency(self) -> None:
+        if self.step_safety_seconds >= self.function_max_duration:
+            raise ConfigError("STEP_SAFETY_SECONDS must be smaller than FUNCTION_MAX_DURATION")
+        for name, needed in (
+            ("DEFAULT_AI_PROVIDER", self.default_ai_provider),
+            ("DEFAULT_SEARCH_PROVIDER", self.default_search_provider),
+        ):
+            if needed not in self.configured_ai_providers() + self.configured_search_providers():
+                raise ConfigError(f"{name} names {needed!r}, which is not configured")
+
+    def configured_ai_providers(self) -> tuple[str, ...]:
+        """AI providers that have what they need to run."""
+        names = ["offline"]
+        if self.openai_api_key:
+            names.append("openai")
+        if self.azure_openai_endpoint and self.azure_openai_api_key and self.azure_openai_deployment:
+            names.append("azure")
+        if self.anthropic_api_key:
+            names.append("anthropic")
+        return tuple(names)
+
+    def configured_search_providers(self) -> tuple[str, ...]:
+        """Search providers that have what they need to run."""
+        names = ["offline"]
+        if self.google_search_api_key and self.google_search_cx:
+            names.append("google")
+        if self.canadaca_search_url:
+            names.append("canadaca")
+        return tuple(names)
+
+    @property
+    def step_budget_seconds(self) -> float:
+        """How long one step may work before it must wrap up and return."""
+        return self.function_max_duration - self.step_safety_seconds
+
+    @property
+    def step_lease_seconds(self) -> int:
+        """A step lease outlives the function that holds it by a small margin."""
+        return self.lease_seconds or self.function_max_duration + 5
+
+    @property
+    def sweep_stale_seconds(self) -> int:
+        """A batch whose heartbeat is older than this, with no live lease, is re-kicked."""
+        return self.sweep_stale_after or self.step_lease_seconds
+
+    @property
+    def process_step_url(self) -> str:
+        return f"{self.public_base_url}/api/batch/process-step"
+
+
+def _mongodb_uri(r: _Reader) -> str:
+    uri = r.str("MONGODB_URI", required=True)
+    assert uri is not None
+    if not uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ConfigError("MONGODB_URI must start with mongodb:// or mongodb+srv://")
+    return uri
+
+
+def _jwt_secret(r: _Reader) -> str:
+    secret = r.str("JWT_SECRET", required=True)
+    assert secret is not None
+    if len(secret) < 32:
+        raise ConfigError("JWT_SECRET must be at least 32 characters")
+    return secret
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings.from_env(os.environ)

@@ -1,0 +1,1 @@
+"""Data access: the only package that imports pymongo. Speaks the domain's language."""

@@ -1,0 +1,92 @@
+"""One MongoClient per process, the collections, their indexes, and error translation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from lib.errors import AppError, ServiceUnavailable
+
+USERS = "users"
+PROMPT_OVERRIDES = "prompt_overrides"
+CHATS = "chats"
+INTERACTIONS = "interactions"
+BATCHES = "batches"
+BATCH_ITEMS = "batch_items"
+RATE_EVENTS = "rate_events"
+
+_clients: dict[str, MongoClient] = {}
+_indexed: set[tuple[int, str]] = set()
+_lock = threading.Lock()
+
+
+def get_client(uri: str) -> MongoClient:
+    """The process's client for `uri`, created on first use and reused by warm invocations."""
+    with _lock:
+        client = _clients.get(uri)
+        if client is None:
+            client = MongoClient(
+                uri,
+                tz_aware=True,
+                connect=False,
+                serverSelectionTimeoutMS=5000,
+                connectTimeoutMS=5000,
+                socketTimeoutMS=30000,
+                retryWrites=True,
+                retryReads=True,
+                maxPoolSize=64,
+                appname="ai-answers-batch",
+            )
+            _clients[uri] = client
+        return client
+
+
+class Store:
+    """The database and its collections, with indexes ensured once per process."""
+
+    def __init__(self, client: MongoClient, db_name: str):
+        self.client = client
+        self.db: Database = client[db_name]
+        self.users: Collection = self.db[USERS]
+        self.prompt_overrides: Collection = self.db[PROMPT_OVERRIDES]
+        self.chats: Collection = self.db[CHATS]
+        self.interactions: Collection = self.db[INTERACTIONS]
+        self.batches: Collection = self.db[BATCHES]
+        self.batch_items: Collection = self.db[BATCH_ITEMS]
+        self.rate_events: Collection = self.db[RATE_EVENTS]
+        key = (id(client), db_name)
+        if key not in _indexed:
+            with translate_errors():
+                self.ensure_indexes()
+            _indexed.add(key)
+
+    def ensure_indexes(self) -> None:
+        """Create every index the service reads by. Idempotent."""
+        self.users.create_index([("email", ASCENDING)], unique=True)
+        self.prompt_overrides.create_index([("userId", ASCENDING), ("key", ASCENDING)], unique=True)
+        self.chats.create_index([("userId", ASCENDING)])
+        self.interactions.create_index([("chatId", ASCENDING)])
+        self.batches.create_index([("uploaderUserId", ASCENDING), ("createdAt", DESCENDING)])
+        self.batches.create_index([("status", ASCENDING)])
+        self.batch_items.create_index([("batchId", ASCENDING), ("rowIndex", ASCENDING)], unique=True)
+        self.batch_items.create_index([("batchId", ASCENDING), ("status", ASCENDING)])
+        self.rate_events.create_index([("userId", ASCENDING)])
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Map driver errors to the service's own: the database being away is a 503."""
+    try:
+        yield
+    except ConnectionFailure as exc:
+        raise ServiceUnavailable("The database is unreachable; try again shortly.", code="DATABASE_UNAVAILABLE") from exc
+    except OperationFailure as exc:
+        raise AppError(f"A database operation failed (code {exc.code}).", code="DATABASE_ERROR") from exc
+    except PyMongoError as exc:
+        raise ServiceUnavailable("The database did not answer; try again shortly.", code="DATABASE_UNAVAILABLE") from exc
