@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -165,29 +165,48 @@ class BatchService:
         """The batch, the result columns, and its rows in input order (streamed)."""
         batch = self.owned(user, batch_id)
         columns = result_columns(batch)
-        return batch, columns, (result_row(doc, batch, columns) for doc in self.store.results(ObjectId(batch.id)))
+        return batch, columns, (result_row(doc, batch) for doc in self.store.results(ObjectId(batch.id)))
 
 
 def result_columns(batch: Batch) -> list[str]:
-    """The original columns, then the result columns that do not repeat one of them."""
-    return list(batch.columns) + [c for c in RESULT_COLUMNS if c not in batch.columns]
+    """The original columns, then the result columns (renamed where the file has the name).
+
+    A file's own `chatId` column is the label, the same value as the result's, so it is
+    not repeated.
+    """
+    return list(batch.columns) + [name for name, _ in _result_fields(batch)]
 
 
-def result_row(doc: dict[str, Any], batch: Batch, columns: Iterable[str]) -> dict[str, Any]:
+def _result_fields(batch: Batch) -> list[tuple[str, str]]:
+    """(column name in the output, result field) pairs."""
+    fields = []
+    for field_name in RESULT_COLUMNS:
+        if field_name not in batch.columns:
+            fields.append((field_name, field_name))
+        elif not (field_name == "chatId" and batch.chat_column == "chatId"):
+            fields.append((f"{field_name} (result)", field_name))
+    return fields
+
+
+def result_row(doc: dict[str, Any], batch: Batch) -> dict[str, Any]:
+    """One output row: the original cells, then the row's outcome."""
     error = doc.get("error")
     status = doc.get("status")
+    succeeded = status == ItemStatus.SUCCEEDED.value
     values = {
         "chatId": doc.get("chatLabel") or "",
         "status": status,
         "redactedQuestion": doc.get("question", ""),
-        "answer": doc.get("answer") if status == ItemStatus.SUCCEEDED.value else None,
-        "citationUrl": doc.get("citationUrl") if status == ItemStatus.SUCCEEDED.value else None,
-        "error": f"{error['code']}: {error['message']}" if error and status != ItemStatus.SUCCEEDED.value else None,
-        "interactionId": str(doc["interactionId"]) if status == ItemStatus.SUCCEEDED.value else None,
+        "answer": doc.get("answer") if succeeded else None,
+        "citationUrl": doc.get("citationUrl") if succeeded else None,
+        "error": f"{error['code']}: {error['message']}" if error and not succeeded else None,
+        "interactionId": str(doc["interactionId"]) if succeeded else None,
         "responseTimeMs": doc.get("responseTimeMs"),
     }
     original = doc.get("original", {})
-    return {c: original.get(c, "") if c in original else values.get(c) for c in columns}
+    row = {column: original.get(column, "") for column in batch.columns}
+    row.update({name: values[field_name] for name, field_name in _result_fields(batch)})
+    return row
 
 
 def _batch_doc(batch_id: ObjectId, user: User, request: BatchRequest, table: ParsedTable, form: UploadedForm,

@@ -100,6 +100,7 @@ class Batch(BaseModel):
     completed_at: datetime | None = Field(alias="completedAt", default=None)
     cancelled_at: datetime | None = Field(alias="cancelledAt", default=None)
     columns: list[str] = Field(default_factory=list)
+    chat_column: str | None = Field(alias="chatColumn", default=None)
     file_name: str | None = Field(alias="fileName", default=None)
     concurrency: int = 4
     step_seq: int = Field(alias="stepSeq", default=0)

@@ -88,6 +88,13 @@ def get_services(env: Mapping[str, str] | None = None) -> Services:
         return _services
 
 
+def reset_services() -> None:
+    """Forget the process's services so the next use reads the environment again (tests)."""
+    global _services
+    with _lock:
+        _services = None
+
+
 def configure_logging(level: str) -> None:
     root = logging.getLogger("ai_answers")
     if not root.handlers:

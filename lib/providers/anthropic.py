@@ -1,0 +1,94 @@
+"""Anthropic Messages API client: `build_request` and `parse_response` around `http.send`.
+
+POST `{ANTHROPIC_BASE_URL}/v1/messages` with headers `x-api-key`,
+`anthropic-version: 2023-06-01` and `content-type: application/json`, body
+`{"model", "max_tokens", "system", "messages"}`. The answer is the text blocks of
+`content` joined; `usage.input_tokens` / `usage.output_tokens` are its accounting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lib.providers.base import Completion, CompletionRequest
+from lib.providers.http import ProviderRequest, Session, bad_reply, send, timeout_of
+from lib.settings import Settings
+
+NAME = "anthropic"
+API_VERSION = "2023-06-01"
+# The Messages API requires a ceiling; answers are a few short paragraphs.
+MAX_TOKENS = 1500
+
+
+def build_request(settings: Settings, request: CompletionRequest) -> ProviderRequest:
+    """The HTTP call for one completion."""
+    body: dict[str, Any] = {
+        "model": settings.anthropic_model,
+        "max_tokens": MAX_TOKENS,
+        "messages": [{"role": turn.role, "content": turn.content} for turn in request.messages],
+    }
+    if request.system:
+        body["system"] = request.system
+    return ProviderRequest(
+        method="POST",
+        url=f"{settings.anthropic_base_url}/v1/messages",
+        headers={
+            "x-api-key": settings.anthropic_api_key or "",
+            "anthropic-version": API_VERSION,
+            "content-type": "application/json",
+        },
+        json=body,
+    )
+
+
+def parse_response(payload: Any, *, fallback_model: str = "unknown") -> Completion:
+    """The completion in a Messages reply. Raises `UpstreamError` PROVIDER_BAD_REPLY."""
+    if not isinstance(payload, dict):
+        raise bad_reply(NAME, "the reply is not a JSON object")
+    content = payload.get("content")
+    if not isinstance(content, list):
+        raise bad_reply(NAME, "no content list")
+    texts = [
+        block["text"]
+        for block in content
+        if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str)
+    ]
+    text = "".join(texts)
+    if not text.strip():
+        raise bad_reply(NAME, "no text block in content")
+    usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+    model = payload.get("model")
+    return Completion(
+        text=text,
+        model=model if isinstance(model, str) and model else fallback_model,
+        input_tokens=_count(usage.get("input_tokens")),
+        output_tokens=_count(usage.get("output_tokens")),
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+class AnthropicChat:
+    """The `AIProvider` for Anthropic's Messages API."""
+
+    name = NAME
+
+    def __init__(self, settings: Settings, session: Session):
+        self.settings = settings
+        self.session = session
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """Answer the conversation. Raises `UpstreamError`."""
+        call = build_request(self.settings, request)
+        payload = send(
+            self.session,
+            call.method,
+            call.url,
+            provider=self.name,
+            headers=call.headers,
+            json=call.json,
+            timeout=timeout_of(self.settings),
+        )
+        return parse_response(payload, fallback_model=self.settings.anthropic_model)

@@ -1,0 +1,88 @@
+"""OpenAI Chat Completions client: `build_request` and `parse_response` around `http.send`.
+
+Wire format: POST `{OPENAI_BASE_URL}/chat/completions` with `Authorization: Bearer <key>`
+and `{"model", "messages": [system, ...turns], "temperature"}`; the reply's
+`choices[0].message.content` is the answer, `usage.prompt_tokens` and
+`usage.completion_tokens` its accounting. Azure OpenAI reuses the parser and the
+message list (`lib.providers.azure`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lib.providers.base import Completion, CompletionRequest
+from lib.providers.http import ProviderRequest, Session, bad_reply, send, timeout_of
+from lib.settings import Settings
+
+NAME = "openai"
+# Answers should be reproducible for evaluation runs, not creative.
+TEMPERATURE = 0.0
+
+
+def chat_messages(request: CompletionRequest) -> list[dict[str, str]]:
+    """The Chat Completions message list: the system prompt, then the conversation."""
+    messages = [{"role": "system", "content": request.system}] if request.system else []
+    messages += [{"role": turn.role, "content": turn.content} for turn in request.messages]
+    return messages
+
+
+def build_request(settings: Settings, request: CompletionRequest) -> ProviderRequest:
+    """The HTTP call for one completion."""
+    return ProviderRequest(
+        method="POST",
+        url=f"{settings.openai_base_url}/chat/completions",
+        headers={"Authorization": f"Bearer {settings.openai_api_key}", "Content-Type": "application/json"},
+        json={"model": settings.openai_model, "messages": chat_messages(request), "temperature": TEMPERATURE},
+    )
+
+
+def parse_response(payload: Any, *, provider: str = NAME, fallback_model: str = "unknown") -> Completion:
+    """The completion in a Chat Completions reply. Raises `UpstreamError` PROVIDER_BAD_REPLY."""
+    if not isinstance(payload, dict):
+        raise bad_reply(provider, "the reply is not a JSON object")
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise bad_reply(provider, "no choices")
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str) or not content.strip():
+        # A refusal or a content-filtered choice comes back without text.
+        raise bad_reply(provider, "the first choice has no text content")
+    usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+    model = payload.get("model")
+    return Completion(
+        text=content,
+        model=model if isinstance(model, str) and model else fallback_model,
+        input_tokens=_count(usage.get("prompt_tokens")),
+        output_tokens=_count(usage.get("completion_tokens")),
+    )
+
+
+def _count(value: Any) -> int:
+    # Token counts are accounting, not content: a missing one is 0, not a bad reply.
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+class OpenAIChat:
+    """The `AIProvider` for OpenAI (or any server speaking Chat Completions)."""
+
+    name = NAME
+
+    def __init__(self, settings: Settings, session: Session):
+        self.settings = settings
+        self.session = session
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """Answer the conversation. Raises `UpstreamError`."""
+        call = build_request(self.settings, request)
+        payload = send(
+            self.session,
+            call.method,
+            call.url,
+            provider=self.name,
+            headers=call.headers,
+            json=call.json,
+            timeout=timeout_of(self.settings),
+        )
+        return parse_response(payload, provider=self.name, fallback_model=self.settings.openai_model)

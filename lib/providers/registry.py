@@ -1,0 +1,72 @@
+"""Provider names to provider objects: the one place that wires clients to sessions.
+
+A batch or chat request names its providers (`aiProvider`, `searchProvider`); these
+functions turn a name into a ready client, or refuse with 400 UNKNOWN_PROVIDER when the
+name is unknown or its settings are missing. HTTP clients share one `requests.Session`
+per provider per process, made on first use, so warm invocations reuse connections.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from lib.errors import BadRequest
+from lib.providers.anthropic import AnthropicChat
+from lib.providers.azure import AzureOpenAIChat
+from lib.providers.base import AIProvider, SearchProvider
+from lib.providers.canadaca import CanadaCaSearch
+from lib.providers.google import GoogleSearch
+from lib.providers.http import Session, build_session
+from lib.providers.offline import OfflineAI, OfflineSearch
+from lib.providers.openai import OpenAIChat
+from lib.settings import Settings
+
+AI_CLIENTS: dict[str, Callable[[Settings, Session], AIProvider]] = {
+    "openai": OpenAIChat,
+    "azure": AzureOpenAIChat,
+    "anthropic": AnthropicChat,
+}
+SEARCH_CLIENTS: dict[str, Callable[[Settings, Session], SearchProvider]] = {
+    "google": GoogleSearch,
+    "canadaca": CanadaCaSearch,
+}
+
+# Keyed by settings too: the retry policy and pool size are baked into a session, so
+# settings built for a test must not be served a session made for other settings.
+_sessions: dict[tuple[str, Settings], Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def shared_session(provider: str, settings: Settings) -> Session:
+    """The process's session for a provider, created on first use."""
+    key = (provider, settings)
+    with _sessions_lock:
+        if key not in _sessions:
+            _sessions[key] = build_session(settings)
+        return _sessions[key]
+
+
+def build_ai_provider(name: str, settings: Settings, session: Session | None = None) -> AIProvider:
+    """The AI provider called `name`. Raises `BadRequest` UNKNOWN_PROVIDER."""
+    _check(name, settings.configured_ai_providers(), field="aiProvider")
+    if name == "offline":
+        return OfflineAI(settings)
+    return AI_CLIENTS[name](settings, session or shared_session(name, settings))
+
+
+def build_search_provider(name: str, settings: Settings, session: Session | None = None) -> SearchProvider:
+    """The search provider called `name`. Raises `BadRequest` UNKNOWN_PROVIDER."""
+    _check(name, settings.configured_search_providers(), field="searchProvider")
+    if name == "offline":
+        return OfflineSearch(settings)
+    return SEARCH_CLIENTS[name](settings, session or shared_session(name, settings))
+
+
+def _check(name: str, configured: tuple[str, ...], *, field: str) -> None:
+    if name not in configured:
+        raise BadRequest(
+            f"{field} must be one of {', '.join(configured)}; {name[:40]!r} is unknown or not configured",
+            code="UNKNOWN_PROVIDER",
+            details={"field": field, "allowed": list(configured)},
+        )

@@ -1,0 +1,141 @@
+"""The chat pipeline against SecantusDB and the provider stub over HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bson import ObjectId
+
+from lib.errors import BadRequest, NotFound, UpstreamError
+from lib.services import Services
+from tests.support.provider_stub import Fault, ProviderStub
+
+PII = {
+    "email": "marie.tremblay@example.com",
+    "sin": "046 454 286",
+    "phone": "613-555-0147",
+    "postal": "K2P 1L4",
+}
+QUESTION_WITH_PII = (
+    f"My email is {PII['email']}, SIN {PII['sin']}, phone {PII['phone']}, I live at {PII['postal']}. "
+    "How do I renew my passport?"
+)
+
+
+def ask(services: Services, user, message: str, *, chat_id: str | None = None, lang: str = "en",
+        override_user_id: str | None = None, interaction_id: str | None = None):
+    return services.chat.process_message(
+        chat_id=chat_id, user_message=message, lang=lang, selected_ai="openai", selected_search="google",
+        referring_url="https://www.canada.ca/en/services.html", user=user, override_user_id=override_user_id,
+        interaction_id=interaction_id,
+    )
+
+
+def ai_requests(stub: ProviderStub) -> list:
+    return [r for r in stub.requests if r.api in ("openai", "azure", "anthropic")]
+
+
+def search_requests(stub: ProviderStub) -> list:
+    return [r for r in stub.requests if r.api in ("google", "canadaca")]
+
+
+def every_stored_document(services: Services) -> str:
+    dump = []
+    for name in services.store.db.list_collection_names():
+        dump.extend(services.store.db[name].find())
+    return json.dumps(dump, default=str)
+
+
+def test_personal_information_never_reaches_a_provider_nor_the_database(services, users, stub: ProviderStub):
+    result = ask(services, users["partner"], QUESTION_WITH_PII)
+
+    sent = " ".join(r.body.decode() + " " + r.path + " " + json.dumps(r.query) for r in stub.requests)
+    stored = every_stored_document(services)
+    for value in PII.values():
+        assert value not in sent
+        assert value not in stored
+    assert "[EMAIL]" in result.redacted_question and "[SIN]" in result.redacted_question
+    interaction = services.store.interactions.find_one({"_id": ObjectId(result.interaction_id)})
+    assert interaction["question"]["piiRedacted"] is True
+
+
+def test_the_answer_and_its_citation_come_back_and_are_stored(services, users, stub: ProviderStub):
+    result = ask(services, users["partner"], "How do I renew my passport?")
+
+    assert result.answer == "Stub answer to: How do I renew my passport?"
+    assert result.citation_url == "https://www.canada.ca/en/stub.html"
+    stored = services.store.interactions.find_one({"_id": ObjectId(result.interaction_id)})
+    assert stored["answer"]["citationUrl"] == result.citation_url
+    assert stored["search"]["provider"] == "google" and len(stored["search"]["results"]) == 2
+    assert stored["referringUrl"] == "https://www.canada.ca/en/services.html"
+    assert stored["chatId"] == result.chat_id
+    assert services.store.chats.find_one({"_id": result.chat_id})["userId"] == users["partner"].id
+
+
+def test_turn_two_of_a_chat_sends_turn_one_as_history(services, users, stub: ProviderStub):
+    first = ask(services, users["partner"], "How do I apply for EI?")
+    ask(services, users["partner"], "How long does it take?", chat_id=first.chat_id)
+
+    messages = ai_requests(stub)[-1].json["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1]["content"] == "How do I apply for EI?"
+    assert messages[2]["content"].startswith("Stub answer to: How do I apply for EI?")
+    assert messages[3]["content"] == "How long does it take?"
+
+
+def test_overrides_apply_only_for_the_override_users_own_enabled_overrides(services, users, stub: ProviderStub):
+    partner, partner2 = users["partner"], users["partner2"]
+    services.users.set_override(partner.id, "tone", "PARTNER-TONE")
+    services.users.set_override(partner.id, "style", "PARTNER-DISABLED", enabled=False)
+    services.users.set_override(partner2.id, "tone", "PARTNER2-TONE")
+
+    ask(services, partner, "What is the GST credit?", override_user_id=partner.id)
+    with_overrides = ai_requests(stub)[-1].json["messages"][0]["content"]
+    ask(services, partner, "What is the GST credit?")
+    without = ai_requests(stub)[-1].json["messages"][0]["content"]
+
+    assert "PARTNER-TONE" in with_overrides
+    assert "PARTNER-DISABLED" not in with_overrides and "PARTNER2-TONE" not in with_overrides
+    assert "PARTNER-TONE" not in without
+
+
+def test_the_same_interaction_id_twice_yields_one_interaction_and_one_provider_call(services, users, stub):
+    interaction_id = str(ObjectId())
+    first = ask(services, users["partner"], "Where is my T4?", chat_id="chat-idem", interaction_id=interaction_id)
+    second = ask(services, users["partner"], "Where is my T4?", chat_id="chat-idem", interaction_id=interaction_id)
+
+    assert first.interaction_id == second.interaction_id == interaction_id
+    assert second.created is False and second.answer == first.answer
+    assert services.store.interactions.count_documents({"chatId": "chat-idem"}) == 1
+    assert len(ai_requests(stub)) == 1
+
+
+def test_french_questions_get_the_french_prompt(services, users, stub: ProviderStub):
+    ask(services, users["partner"], "Comment renouveler mon passeport?", lang="fr")
+
+    system = ai_requests(stub)[-1].json["messages"][0]["content"]
+    assert "Répondez en français" in system
+    assert search_requests(stub)[-1].query["lr"] == "lang_fr"
+
+
+def test_somebody_elses_chat_cannot_be_continued(services, users):
+    first = ask(services, users["partner"], "How do I apply for EI?")
+    with pytest.raises(NotFound):
+        ask(services, users["partner2"], "And then?", chat_id=first.chat_id)
+
+
+@pytest.mark.parametrize(("message", "code"), [("", "EMPTY_MESSAGE"), ("   ", "EMPTY_MESSAGE"), ("x" * 4001, "MESSAGE_TOO_LONG")])
+def test_an_empty_or_too_long_message_is_refused_before_any_provider_call(services, users, stub, message, code):
+    with pytest.raises(BadRequest) as info:
+        ask(services, users["partner"], message)
+    assert info.value.code == code
+    assert stub.requests == []
+
+
+def test_a_provider_failure_is_reported_as_retryable_and_nothing_is_stored(services, users, stub: ProviderStub):
+    stub.enqueue(Fault.status(503), Fault.status(503))  # the client's own retry sees the second one
+    with pytest.raises(UpstreamError) as info:
+        ask(services, users["partner"], "How do I apply for EI?")
+    assert info.value.retryable is True
+    assert services.store.interactions.count_documents({}) == 0

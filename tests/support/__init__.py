@@ -1,0 +1,1 @@
+"""Test support shared by the tiers: real local stand-ins for outside services."""
