@@ -77,7 +77,8 @@ def bearer(user_id: str) -> dict[str, str]:
 def live(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveApp]:
     """The route files served over HTTP in-process, fed by the QStash dev server."""
     app = LiveApp().start()
-    for name, value in {**env, **app.env(), "FUNCTION_MAX_DURATION": "20", "STEP_SAFETY_SECONDS": "5"}.items():
+    for name, value in {**env, **app.env(), "FUNCTION_MAX_DURATION": "20", "STEP_SAFETY_SECONDS": "5",
+                        "MAX_BATCH_ROWS": "100"}.items():
         monkeypatch.setenv(name, value)
     reset_services()
     from lib.services import get_services
