@@ -102,7 +102,15 @@ class StepEngine:
         if batch is None:
             return self._lease_not_taken(oid, message, now)
         step = _Step(self, batch, oid, owner, lease_until, started)
-        return step.run()
+        try:
+            return step.run()
+        except ServiceUnavailable:
+            # Free the lease so QStash's redelivery can resume at once rather than after it expires.
+            try:
+                self.batches.release_lease(oid, owner, self.now())
+            except ServiceUnavailable:
+                pass  # the database is away: the lease will expire on its own
+            raise
 
     def _lease_not_taken(self, oid: ObjectId, message: StepMessage, now: datetime) -> StepOutcome:
         current = self.batches.get(str(oid))

@@ -78,7 +78,7 @@ def _json_404(environ: dict[str, Any], start_response: Callable[..., Any]) -> It
     return [body]
 
 
-class _QuietHandler(WSGIRequestHandler):
+class QuietHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # the endpoints log one line per request themselves
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     router = Router(load_routes(ROOT / "api"), Path(args.static))
-    server = make_server(args.host, args.port, router, threaded=True, request_handler=_QuietHandler)
+    server = make_server(args.host, args.port, router, threaded=True, request_handler=QuietHandler)
     print(f"app server listening on http://{args.host}:{server.server_port}", flush=True)
     try:
         server.serve_forever()

@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     stack = Stack(app_port=args.app_port, qstash_port=args.qstash_port, db_port=args.db_port,
                   mongodb_uri=os.environ.get("MONGODB_URI"), echo_logs=not args.quiet)
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background, where SIGINT is ignored
     try:
         stack.start()
         print(f"\nLocal stack ready at {stack.base_url}  (details in .local/stack.json)\n", flush=True)

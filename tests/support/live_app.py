@@ -15,7 +15,7 @@ from typing import Any
 import requests
 from werkzeug.serving import make_server
 
-from lib.dev.appserver import Router, load_routes
+from lib.dev.appserver import Router, QuietHandler, load_routes
 from lib.dev.qstash_server import QStashDevServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,8 @@ FINAL = ("processed", "completed_with_errors", "cancelled", "failed")
 class LiveApp:
     def __init__(self) -> None:
         self.qstash = QStashDevServer(port=0, backoff_scale=0.01)
-        self._server = make_server("127.0.0.1", 0, Router(load_routes(ROOT / "api"), None), threaded=True)
+        self._server = make_server("127.0.0.1", 0, Router(load_routes(ROOT / "api"), None), threaded=True,
+                                   request_handler=QuietHandler)
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.tokens: dict[str, str] = {}

@@ -1,0 +1,359 @@
+"""Command-line client for headless batch runs, against the local stack or a deployment.
+
+    python -m lib.cli run questions.csv --lang en                  # the local stack
+    python -m lib.cli run questions.csv --lang fr --url URL --token JWT
+
+A client of the HTTP API (api.md), not part of the service: the one module outside the
+provider clients that imports `requests`. Exit codes: 0 every row succeeded; 1 the batch
+ended completed_with_errors, failed or cancelled (results still written); 2 usage or
+HTTP 4xx; 3 the API could not be reached or failed (5xx); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STACK_FILE = ROOT / ".local" / "stack.json"
+FORMATS = ("csv", "xlsx", "json")
+UPLOAD_TYPES = {".csv": "text/csv", ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+FINAL_STATUSES = ("processed", "completed_with_errors", "failed", "cancelled")
+POLL_SECONDS = 1.0
+PLAIN_EVERY_SECONDS = 5.0  # without a terminal: a line at most this often while counts move...
+PLAIN_HEARTBEAT_SECONDS = 60.0  # ...and at least this often while they do not (CI logs stay alive)
+MAX_POLL_FAILURES = 30  # consecutive failed polls (about 30 s) before giving up
+TIMEOUT = (10, 120)  # connect, read (seconds)
+BAR_WIDTH = 20
+
+
+class CliError(Exception):
+    """A failure reported as one line on stderr; `exit_code` is the process's exit code."""
+
+    exit_code = 2
+
+
+class UsageError(CliError):
+    """Bad arguments, an unreadable input, or missing connection details (exit 2)."""
+
+
+class ConnectionProblem(CliError):
+    """The API could not be reached, timed out, or answered something that is not the API (exit 3)."""
+
+    exit_code = 3
+
+
+class ApiError(CliError):
+    """An error envelope from the API: 4xx exits 2, 5xx exits 3."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status, self.code = status, code
+        self.exit_code = 2 if status < 500 else 3
+
+
+def error_from(status: int, body: bytes, reason: str = "") -> ApiError:
+    """The ApiError for a non-2xx answer, from the envelope when there is one."""
+    try:
+        error = json.loads(body)["error"]
+        message = str(error["message"])
+        if error.get("details"):
+            message += f" {json.dumps(error['details'], ensure_ascii=False)}"
+        return ApiError(status, str(error["code"]), message)
+    except (ValueError, KeyError, TypeError):
+        return ApiError(status, f"HTTP_{status}", reason or body[:200].decode("utf-8", "replace"))
+
+
+@dataclass(frozen=True)
+class Target:
+    base_url: str
+    token: str
+
+
+def resolve_target(url: str | None, token: str | None, user: str, stack_file: Path, env: Mapping[str, str]) -> Target:
+    """URL and token from the options, else the environment, else the local stack's info file."""
+    url, token = url or env.get("AI_ANSWERS_URL"), token or env.get("AI_ANSWERS_TOKEN")
+    if url and token:
+        return Target(url.rstrip("/"), token)
+    if url or token:
+        raise UsageError("Give both --url and --token (or AI_ANSWERS_URL and AI_ANSWERS_TOKEN), "
+                         "or neither to use the local stack.")
+    try:
+        info = json.loads(stack_file.read_text(encoding="utf-8"))
+        tokens, base_url = info["tokens"], info["baseUrl"]
+    except FileNotFoundError as exc:
+        raise UsageError(f"No local stack info at {stack_file}. Start the stack (python -m lib.dev.stack) "
+                         "or give --url and --token.") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"Cannot read the stack info in {stack_file}: {exc!r}") from exc
+    if not isinstance(tokens, dict) or user not in tokens:
+        known = ", ".join(tokens) if isinstance(tokens, dict) else "none"
+        raise UsageError(f"No user {user!r} in {stack_file} (known: {known}).")
+    return Target(str(base_url).rstrip("/"), str(tokens[user]))
+
+
+def choose_format(fmt: str | None, output: str | None) -> str:
+    """The results format: --format, else the --output suffix when it names one, else csv."""
+    suffix = Path(output).suffix.lower().lstrip(".") if output else ""
+    return fmt or (suffix if suffix in FORMATS else "csv")
+
+
+def output_path(explicit: str | None, stem: str, fmt: str, cwd: Path) -> Path:
+    """Where results go: --output as given (a folder gets the default name), else `<stem>-results.<fmt>` in cwd."""
+    default_name = f"{re.sub(r'[^\w.-]+', '_', stem).strip('.') or 'batch'}-results.{fmt}"
+    if explicit:
+        path = Path(explicit)
+        return path / default_name if path.is_dir() else path
+    return cwd / default_name
+
+
+def format_duration(seconds: float | None) -> str:
+    """Seconds as `m:ss` or `h:mm:ss`; `--:--` when unknown."""
+    if seconds is None:
+        return "--:--"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_progress(status: Mapping[str, Any], width: int = 200) -> str:
+    """One progress line: state, bar, percent, rows done of total, ok / failed, ETA."""
+    total = int(status.get("totalItems") or 0)
+    ok, failed = int(status.get("processedItems") or 0), int(status.get("failedItems") or 0)
+    cancelled = int(status.get("cancelledItems") or 0)
+    done = ok + failed + cancelled
+    percent = status.get("percentComplete")
+    percent = float(percent) if percent is not None else (100.0 if total == 0 else 100.0 * done / total)
+    filled = round(BAR_WIDTH * min(max(percent, 0.0), 100.0) / 100)
+    state = str(status.get("status", "?"))
+    parts = [f"{state:<10}", f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}]", f"{percent:5.1f}%",
+             f"{done}/{total} rows", f"ok {ok}", f"failed {failed}"]
+    if cancelled:
+        parts.append(f"cancelled {cancelled}")
+    if state not in FINAL_STATUSES:
+        parts.append(f"ETA {format_duration(status.get('etaSeconds'))}")
+    return "  ".join(parts)[:width]
+
+
+class ProgressDisplay:
+    """On a terminal, redraws one line; elsewhere prints a plain line now and then."""
+
+    def __init__(self, stream: TextIO, tty: bool, clock: Callable[[], float] = time.monotonic):
+        self.stream, self.tty, self.clock = stream, tty, clock
+        self._drawn = 0  # characters on the terminal line
+        self._last: tuple[float, str, tuple[Any, ...]] | None = None  # (time, state, counts) of the last line
+
+    def update(self, status: Mapping[str, Any]) -> None:
+        """Show the batch's status."""
+        if self.tty:
+            line = format_progress(status, max(20, shutil.get_terminal_size().columns - 1))
+            self.stream.write("\r" + line + " " * max(0, self._drawn - len(line)))
+            self._drawn = len(line)
+        else:
+            now, state = self.clock(), str(status.get("status"))
+            counts = tuple(status.get(k) for k in ("processedItems", "failedItems", "cancelledItems"))
+            if self._last is not None and state == self._last[1] and state not in FINAL_STATUSES:
+                wait = PLAIN_EVERY_SECONDS if counts != self._last[2] else PLAIN_HEARTBEAT_SECONDS
+                if now - self._last[0] < wait:
+                    return
+            self.stream.write(format_progress(status) + "\n")
+            self._last = (now, state, counts)
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the terminal line so that what follows starts on its own."""
+        if self.tty and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = 0
+
+
+class Client:
+    """The batch endpoints over one requests.Session; every failure comes out as a CliError."""
+
+    def __init__(self, target: Target, session: requests.Session | None = None):
+        self.base_url = target.base_url
+        self.session = session or requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {target.token}"
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self.session.request(method, self.base_url + path, timeout=TIMEOUT, **kwargs)
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as exc:
+            raise UsageError(f"Invalid URL {self.base_url!r}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise ConnectionProblem(f"Cannot reach {self.base_url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise error_from(response.status_code, response.content, response.reason or "")
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._send(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ConnectionProblem(f"{self.base_url} did not answer JSON; is it the AI Answers API?") from exc
+
+    def create(self, file: Path, fields: dict[str, str]) -> dict[str, Any]:
+        """Upload the file as a new batch; the 202 body."""
+        try:
+            with file.open("rb") as handle:
+                upload = (file.name, handle, UPLOAD_TYPES.get(file.suffix.lower(), "application/octet-stream"))
+                return self._json("POST", "/api/batch/create", data=fields, files={"file": upload})
+        except OSError as exc:
+            raise UsageError(f"Cannot read {file}: {exc.strerror or exc}") from exc
+
+    def status(self, batch_id: str) -> dict[str, Any]:
+        """The batch's status body."""
+        return self._json("GET", "/api/batch/status", params={"batchId": batch_id})
+
+    def cancel(self, batch_id: str) -> dict[str, Any]:
+        """Ask the server to cancel the batch."""
+        return self._json("POST", "/api/batch/cancel", json={"batchId": batch_id})
+
+    def download(self, batch_id: str, fmt: str, dest: Path) -> None:
+        """Write the results to `dest`, through a `.part` file so a failure leaves no half file."""
+        response = self._send("GET", "/api/batch/results", params={"batchId": batch_id, "format": fmt}, stream=True)
+        part = dest.with_name(dest.name + ".part")
+        try:
+            with part.open("wb") as out:
+                for chunk in response.iter_content(64 * 1024):
+                    out.write(chunk)
+            os.replace(part, dest)
+        except requests.RequestException as exc:
+            raise ConnectionProblem(f"The results download from {self.base_url} broke off: {exc}") from exc
+        except OSError as exc:
+            raise UsageError(f"Cannot write {dest}: {exc.strerror or exc}") from exc
+        finally:
+            part.unlink(missing_ok=True)
+
+
+def wait_until_final(client: Client, batch_id: str, display: ProgressDisplay,
+                     sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Poll the status until the batch is final, riding out brief outages; the final status."""
+    failures = 0
+    try:
+        while True:
+            try:
+                status = client.status(batch_id)
+                failures = 0
+            except CliError as exc:
+                failures += 1
+                if exc.exit_code != 3 or failures >= MAX_POLL_FAILURES:
+                    raise
+                sleep(POLL_SECONDS)
+                continue
+            display.update(status)
+            if status.get("status") in FINAL_STATUSES:
+                return status
+            sleep(POLL_SECONDS)
+    finally:
+        display.close()
+
+
+def run_command(args: argparse.Namespace, client: Client, err: TextIO) -> int:
+    """Upload, follow, download; 0 when every row succeeded, 1 otherwise, 130 on Ctrl-C."""
+    file = Path(args.file)
+    if not file.is_file():
+        raise UsageError(f"No such file: {file}")
+    fmt = choose_format(args.format, args.output)
+    dest = output_path(args.output, file.stem, fmt, Path.cwd())
+    if not dest.parent.is_dir():
+        raise UsageError(f"No folder {dest.parent} to write the results to.")
+    fields = {"batchName": (args.name or file.stem)[:200], "lang": args.lang,
+              "applyOverrides": "true" if args.overrides else "false"}
+    for name, value in (("aiProvider", args.ai), ("searchProvider", args.search), ("concurrency", args.concurrency)):
+        if value is not None:
+            fields[name] = str(value)
+    created = client.create(file, fields)
+    batch_id = str(created["batchId"])
+    print(f"Batch {batch_id}: {created.get('totalItems')} rows queued", file=err)
+    for warning in created.get("warnings") or []:
+        print(f"warning: {warning}", file=err)
+    try:
+        status = wait_until_final(client, batch_id, ProgressDisplay(err, err.isatty()))
+    except KeyboardInterrupt:
+        print(f"Interrupted: cancelling batch {batch_id}", file=err)
+        try:
+            client.cancel(batch_id)
+            print(f"Cancelled. Rows answered so far: python -m lib.cli results {batch_id}", file=err)
+        except CliError as exc:
+            print(f"Could not cancel: {exc}", file=err)
+        return 130
+    client.download(batch_id, fmt, dest)
+    print(dest)
+    return 0 if status["status"] == "processed" else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: `run`, `status`, `results` and `cancel`."""
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_argument_group("where to connect (default: the local stack's .local/stack.json)")
+    where.add_argument("--url", help="API base URL (or AI_ANSWERS_URL)")
+    where.add_argument("--token", help="bearer token (or AI_ANSWERS_TOKEN)")
+    where.add_argument("--user", default="partner", help="local stack user whose token to use (default: partner)")
+    where.add_argument("--stack-file", type=Path, default=DEFAULT_STACK_FILE, help="local stack info file")
+    parser = argparse.ArgumentParser(prog="python -m lib.cli", description="Run AI Answers batches from the shell.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", parents=[common], help="upload a file, follow it, write the results")
+    run.add_argument("file", help="questions file (.csv or .xlsx)")
+    run.add_argument("--lang", required=True, choices=("en", "fr"), help="page language of the questions")
+    run.add_argument("--ai", help="AI provider (default: the server's)")
+    run.add_argument("--search", help="search provider (default: the server's)")
+    run.add_argument("--name", help="batch name (default: the file's name)")
+    run.add_argument("--overrides", action="store_true", help="apply your prompt overrides")
+    run.add_argument("--concurrency", type=int, help="rows in flight at once, 1-32 (default: the server's)")
+    results = commands.add_parser("results", parents=[common], help="download a batch's results (also while it runs)")
+    for sub in (run, results):
+        sub.add_argument("--format", choices=FORMATS, help="results format (default: from --output, else csv)")
+        sub.add_argument("--output", "-o", help="results path (default: ./<input name>-results.<format>)")
+    results.add_argument("batch_id")
+    commands.add_parser("status", parents=[common], help="print a batch's status as JSON").add_argument("batch_id")
+    commands.add_parser("cancel", parents=[common], help="cancel a running batch").add_argument("batch_id")
+    return parser
+
+
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Parse, connect, run one command; the exit code."""
+    args = build_parser().parse_args(argv)
+    err = sys.stderr
+    try:
+        target = resolve_target(args.url, args.token, args.user, args.stack_file, os.environ if env is None else env)
+        host = urlsplit(target.base_url).hostname or ""
+        if target.base_url.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+            print(f"warning: sending the token to {host} over plain HTTP", file=err)
+        client = Client(target)
+        if args.command == "run":
+            return run_command(args, client, err)
+        if args.command == "status":
+            print(json.dumps(client.status(args.batch_id), indent=2, ensure_ascii=False))
+        elif args.command == "cancel":
+            print(f"Batch {client.cancel(args.batch_id)['batchId']} cancelled", file=err)
+        else:
+            fmt = choose_format(args.format, args.output)
+            dest = output_path(args.output, args.batch_id, fmt, Path.cwd())
+            client.download(args.batch_id, fmt, dest)
+            print(dest)
+        return 0
+    except CliError as exc:
+        print(f"error: {exc}", file=err)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
