@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,13 +13,14 @@ from typing import Any
 from bson import ObjectId
 
 from lib.chat.redaction import redact
-from lib.errors import BadRequest, Conflict, NotFound
+from lib.errors import BadRequest, Conflict, NotFound, TooManyRequests
 from lib.models import Batch, BatchStatus, ItemStatus, User
 from lib.planning import chat_key_for, progress
 from lib.queue import StepQueue
 from lib.settings import AI_PROVIDERS, SEARCH_PROVIDERS, Settings
 from lib.spreadsheet import ParsedTable, parse_upload
 from lib.store.batches import BatchStore
+from lib.store.limits import LimitStore
 from lib.upload import UploadedForm
 
 log = logging.getLogger("ai_answers.batches")
@@ -27,6 +29,8 @@ RESULT_COLUMNS = (
     "chatId", "status", "redactedQuestion", "answer", "citationUrl", "error", "interactionId", "responseTimeMs",
 )
 MAX_NAME_CHARS = 200
+RATE_WINDOW_SECONDS = 60
+ACTIVE_RETRY_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -79,17 +83,37 @@ def _field_error(field_name: str, message: str, code: str) -> BadRequest:
 
 
 class BatchService:
-    def __init__(self, store: BatchStore, queue: StepQueue, settings: Settings, now: Callable[[], datetime]):
+    def __init__(self, store: BatchStore, limits: LimitStore, queue: StepQueue, settings: Settings,
+                 now: Callable[[], datetime]):
         self.store = store
+        self.limits = limits
         self.queue = queue
         self.settings = settings
         self.now = now
+
+    def check_limits(self, user: User) -> None:
+        """429 with Retry-After when the user creates too fast or has too many batches running."""
+        now = self.now()
+        window_start = now.replace(second=0, microsecond=0)
+        if self.limits.hit(user.id, "create", window_start, RATE_WINDOW_SECONDS) > self.settings.create_rate_per_minute:
+            wait = RATE_WINDOW_SECONDS - (now - window_start).total_seconds()
+            raise TooManyRequests(
+                f"At most {self.settings.create_rate_per_minute} uploads a minute; try again shortly.",
+                code="CREATE_RATE_LIMITED", retry_after=max(1, math.ceil(wait)),
+            )
+        if self.store.count_active_for_user(user.id) >= self.settings.max_active_batches:
+            raise TooManyRequests(
+                f"You already have {self.settings.max_active_batches} batches queued or running; "
+                "wait for one to finish or cancel one.",
+                code="TOO_MANY_ACTIVE_BATCHES", retry_after=ACTIVE_RETRY_SECONDS,
+            )
 
     def create(self, user: User, form: UploadedForm) -> dict[str, Any]:
         """Validate the upload, write the batch and its items, publish step 1. All or nothing."""
         request = validate_form(form, self.settings)
         if form.file_data is None:
             raise _field_error("file", "Attach the questions file in the 'file' field.", "MISSING_FILE")
+        self.check_limits(user)
         table = parse_upload(form.file_data, form.file_name, max_rows=self.settings.max_batch_rows)
         now = self.now()
         batch_id = ObjectId()

@@ -280,10 +280,10 @@ def run_command(args: argparse.Namespace, client: Client, err: TextIO) -> int:
             fields[name] = str(value)
     created = client.create(file, fields)
     batch_id = str(created["batchId"])
-    print(f"Batch {batch_id}: {created.get('totalItems')} rows queued", file=err)
-    for warning in created.get("warnings") or []:
-        print(f"warning: {warning}", file=err)
-    try:
+    try:  # from here on, Ctrl-C cancels the batch
+        print(f"Batch {batch_id}: {created.get('totalItems')} rows queued", file=err)
+        for warning in created.get("warnings") or []:
+            print(f"warning: {warning}", file=err)
         status = wait_until_final(client, batch_id, ProgressDisplay(err, err.isatty()))
     except KeyboardInterrupt:
         print(f"Interrupted: cancelling batch {batch_id}", file=err)

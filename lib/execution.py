@@ -216,6 +216,8 @@ class _Step:
                 )
             except UpstreamError as exc:
                 self.estimate.observe(time.monotonic() - row_started)
+                log.info("batch=%s row=%s attempt=%s provider=%s error=%s retryable=%s", self.batch.id,
+                         item.row_index, attempt, exc.provider, exc.code, exc.retryable)
                 if not exc.retryable or attempt >= e.config.max_attempts:
                     self._finish_failed(item, attempt, ItemError(code=exc.code, message=exc.message, retryable=exc.retryable))
                     return True

@@ -19,6 +19,7 @@ from lib.settings import Settings
 from lib.store.batches import BatchStore
 from lib.store.chats import ChatStore
 from lib.store.client import Store, get_client
+from lib.store.limits import LimitStore
 from lib.store.users import UserStore
 
 
@@ -69,7 +70,7 @@ def build_services(settings: Settings, *, queue: StepQueue | None = None,
     )
     return Services(
         settings=settings, store=store, users=users, chats=chats, batch_store=batch_store, queue=queue, chat=chat,
-        batches=BatchService(batch_store, queue, settings, now), engine=engine, now=now,
+        batches=BatchService(batch_store, LimitStore(store), queue, settings, now), engine=engine, now=now,
     )
 
 
@@ -104,3 +105,5 @@ def configure_logging(level: str) -> None:
         root.propagate = False
     root.setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the queue SDK's per-request lines
+    # urllib3 logs retried URLs, and Google's API key travels in the query string.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)

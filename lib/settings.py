@@ -135,6 +135,8 @@ class Settings:
     max_message_chars: int = 4000
     max_batch_rows: int = 10_000
     history_turns: int = 10
+    max_active_batches: int = 5
+    create_rate_per_minute: int = 10
     # Engine
     batch_concurrency: int = 4
     max_attempts: int = 3
@@ -197,6 +199,8 @@ class Settings:
             max_message_chars=r.int("MAX_MESSAGE_CHARS", 4000, low=10, high=100_000),
             max_batch_rows=r.int("MAX_BATCH_ROWS", 10_000, low=1, high=1_000_000),
             history_turns=r.int("HISTORY_TURNS", 10, low=0, high=100),
+            max_active_batches=r.int("MAX_ACTIVE_BATCHES_PER_USER", 5, low=1, high=1000),
+            create_rate_per_minute=r.int("CREATE_RATE_PER_MINUTE", 10, low=1, high=10_000),
             batch_concurrency=r.int("BATCH_CONCURRENCY", 4, low=1, high=32),
             max_attempts=r.int("MAX_ATTEMPTS", 3, low=1, high=20),
             function_max_duration=r.int("FUNCTION_MAX_DURATION", 60, low=5, high=900),

@@ -74,6 +74,11 @@ class BatchStore:
         batches = [Batch.from_doc(d) for d in docs if d.get("status") != BatchStatus.CREATING.value]
         return sorted(batches, key=lambda b: b.created_at, reverse=True)
 
+    def count_active_for_user(self, user_id: str) -> int:
+        with translate_errors():
+            docs = self.batches.find({"uploaderUserId": user_id}, {"status": 1})
+            return sum(1 for d in docs if d["status"] in _ACTIVE)
+
     def items_with_status(self, batch_id: ObjectId, status: ItemStatus) -> list[BatchItem]:
         with translate_errors():
             docs = self.items.find({"batchId": batch_id, "status": status.value}, _PLAN_FIELDS)
@@ -181,6 +186,8 @@ class BatchStore:
         if status is not None:
             update.update({"status": status.value, "completedAt": now, "leaseOwner": None, "leaseUntil": None})
             query["status"] = {"$in": _ACTIVE}
+        elif not counts.get(ItemStatus.PROCESSING.value):
+            update["completedAt"] = now  # a cancelled batch is complete once its rows in flight are recorded
         with translate_errors():
             self.batches.update_one(query, {"$set": update})
 

@@ -76,7 +76,7 @@ class Store:
         self.batches.create_index([("status", ASCENDING)])
         self.batch_items.create_index([("batchId", ASCENDING), ("rowIndex", ASCENDING)], unique=True)
         self.batch_items.create_index([("batchId", ASCENDING), ("status", ASCENDING)])
-        self.rate_events.create_index([("userId", ASCENDING)])
+        self.rate_events.create_index([("expiresAt", ASCENDING)], expireAfterSeconds=0)
 
 
 @contextmanager

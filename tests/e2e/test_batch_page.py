@@ -149,6 +149,7 @@ def test_a_partner_uploads_a_file_follows_it_to_the_end_and_downloads_the_answer
         expect(row.get_by_test_id("batch-percent")).to_contain_text("10 of 10")
         expect(row.get_by_test_id("batch-duration")).to_have_text(re.compile(r"Duration: .*\d+ (s|min|h)"))
         expect(row.get_by_role("button", name="Cancel batch")).to_have_count(0)
+        expect(page.get_by_test_id("live-region")).to_contain_text("Processed, 100% complete")
         page.screenshot(path=output_dir / "batch-page-04-finished.png", full_page=True)
 
         # The CSV comes back in input order, original columns first, then the answers.
@@ -243,6 +244,8 @@ def test_a_partner_cancels_a_running_batch_through_the_confirmation_dialog(brows
         expect(row).to_have_attribute("data-status", "cancelled", timeout=RUN_TIMEOUT_MS)
         expect(row.get_by_test_id("batch-status")).to_have_text("Cancelled")
         expect(row.get_by_role("button", name="Cancel batch")).to_have_count(0)
+        # Rows that were in flight finish and are counted; the others are cancelled.
+        expect(row.get_by_test_id("batch-percent")).to_contain_text("15 of 15", timeout=RUN_TIMEOUT_MS)
         # Stays cancelled after a fresh read of the list.
         page.get_by_role("button", name="Refresh list").click()
         expect(row).to_have_attribute("data-status", "cancelled")

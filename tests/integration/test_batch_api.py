@@ -280,3 +280,34 @@ def test_the_sweep_rekicks_a_batch_whose_step_message_was_lost(live):
 
     assert result["kicked"] == [batch_id]
     assert live.wait_final("partner", batch_id)["status"] == "processed"
+
+
+# --- per-user limits ----------------------------------------------------------------------
+
+
+def test_more_active_batches_than_allowed_get_429_with_retry_after(live):
+    live.qstash.set_faults({"paused": True})  # nothing finishes
+    limit = live.services.settings.max_active_batches
+    for _ in range(limit):
+        assert live.upload("partner", SIMPLE).status_code == 202
+
+    response = live.upload("partner", SIMPLE)
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "TOO_MANY_ACTIVE_BATCHES"
+    assert int(response.headers["Retry-After"]) > 0
+    assert live.upload("partner2", SIMPLE).status_code == 202  # the limit is per user
+    assert live.services.store.batches.count_documents({}) == limit + 1
+
+
+def test_uploads_faster_than_the_rate_limit_get_429_with_retry_after(live):
+    live.qstash.set_faults({"paused": True})
+    rate = live.services.settings.create_rate_per_minute
+    if time.gmtime().tm_sec >= 55:  # stay inside one fixed window
+        time.sleep(61 - time.gmtime().tm_sec)
+    codes = [live.upload("partner2", b"").status_code for _ in range(rate)]  # refused files still count
+    response = live.upload("partner2", SIMPLE)
+    assert set(codes) == {400}
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "CREATE_RATE_LIMITED"
+    assert 1 <= int(response.headers["Retry-After"]) <= 60

@@ -1,0 +1,271 @@
+"""The command-line client's pure parts: where it connects, where it writes, what it draws, how it polls."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from lib.cli import (
+    MAX_POLL_FAILURES,
+    ApiError,
+    Client,
+    ConnectionProblem,
+    ProgressDisplay,
+    Target,
+    UsageError,
+    build_parser,
+    choose_format,
+    error_from,
+    format_duration,
+    format_progress,
+    output_path,
+    resolve_target,
+    wait_until_final,
+)
+
+RUNNING = {"status": "processing", "totalItems": 10, "processedItems": 5, "failedItems": 1, "cancelledItems": 0,
+           "percentComplete": 60.0, "etaSeconds": 4.2}
+FINISHED = RUNNING | {"status": "completed_with_errors", "processedItems": 9, "percentComplete": 100.0, "etaSeconds": 0}
+
+
+@pytest.fixture
+def stack_file(tmp_path: Path) -> Path:
+    path = tmp_path / "stack.json"
+    path.write_text(json.dumps({"baseUrl": "http://127.0.0.1:3000/", "tokens": {"admin": "A", "partner": "P"}}))
+    return path
+
+
+# ---------------------------------------------------------------- where to connect
+
+
+def test_options_win_over_the_environment(stack_file: Path) -> None:
+    env = {"AI_ANSWERS_URL": "https://env.example", "AI_ANSWERS_TOKEN": "E"}
+    assert resolve_target("https://opt.example/", "O", "partner", stack_file, env) == Target("https://opt.example", "O")
+
+
+def test_the_environment_is_used_when_no_option_is_given(stack_file: Path) -> None:
+    env = {"AI_ANSWERS_URL": "https://env.example", "AI_ANSWERS_TOKEN": "E"}
+    assert resolve_target(None, None, "partner", stack_file, env) == Target("https://env.example", "E")
+
+
+@pytest.mark.parametrize(("user", "token"), [("partner", "P"), ("admin", "A")])
+def test_without_url_and_token_the_stack_file_gives_the_users_token(stack_file: Path, user: str, token: str) -> None:
+    assert resolve_target(None, None, user, stack_file, {}) == Target("http://127.0.0.1:3000", token)
+
+
+@pytest.mark.parametrize(("url", "token"), [("https://x.example", None), (None, "T")])
+def test_a_url_without_a_token_or_the_reverse_is_a_usage_error(stack_file: Path, url: str | None,
+                                                                token: str | None) -> None:
+    with pytest.raises(UsageError, match="both --url and --token"):
+        resolve_target(url, token, "partner", stack_file, {})
+
+
+def test_an_unknown_user_is_refused_with_the_known_ones(stack_file: Path) -> None:
+    with pytest.raises(UsageError, match="known: admin, partner"):
+        resolve_target(None, None, "nobody", stack_file, {})
+
+
+@pytest.mark.parametrize("content", ["not json", "[]", '{"baseUrl": "x"}'])
+def test_an_unreadable_stack_file_is_a_usage_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "stack.json"
+    path.write_text(content)
+    with pytest.raises(UsageError, match="Cannot read the stack info"):
+        resolve_target(None, None, "partner", path, {})
+
+
+# ---------------------------------------------------------------- where to write
+
+
+@pytest.mark.parametrize(
+    ("fmt", "output", "expected"),
+    [(None, None, "csv"), ("xlsx", None, "xlsx"), (None, "out.json", "json"), (None, "out.XLSX", "xlsx"),
+     (None, "out.txt", "csv"), ("csv", "out.xlsx", "csv")],
+)
+def test_the_format_comes_from_the_option_else_the_output_suffix_else_csv(fmt: str | None, output: str | None,
+                                                                         expected: str) -> None:
+    assert choose_format(fmt, output) == expected
+
+
+def test_results_go_next_to_the_caller_named_after_the_input(tmp_path: Path) -> None:
+    assert output_path(None, "conversations", "xlsx", tmp_path) == tmp_path / "conversations-results.xlsx"
+
+
+def test_an_explicit_output_path_is_used_as_given(tmp_path: Path) -> None:
+    assert output_path("elsewhere/out.csv", "q", "csv", tmp_path) == Path("elsewhere/out.csv")
+
+
+def test_an_output_folder_gets_the_default_file_name(tmp_path: Path) -> None:
+    assert output_path(str(tmp_path), "q", "csv", Path("/unused")) == tmp_path / "q-results.csv"
+
+
+@pytest.mark.parametrize("stem", ["../../etc/passwd", "/abs/path", "..", "a\\b", ""])
+def test_a_stem_from_a_batch_id_cannot_leave_the_working_folder(tmp_path: Path, stem: str) -> None:
+    path = output_path(None, stem, "csv", tmp_path)
+    assert path.parent == tmp_path and path.name.endswith("-results.csv") and "/" not in path.name
+
+
+# ---------------------------------------------------------------- what it draws
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(None, "--:--"), (0, "0:00"), (4.6, "0:05"), (75, "1:15"),
+                                               (3725, "1:02:05")])
+def test_durations_read_as_clock_times(seconds: float | None, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_a_running_batch_shows_its_bar_counts_and_eta() -> None:
+    line = format_progress(RUNNING)
+    assert line.startswith("processing")
+    for part in ("[############........]", " 60.0%", "6/10 rows", "ok 5", "failed 1", "ETA 0:04"):
+        assert part in line
+
+
+def test_a_finished_batch_shows_no_eta_and_cancelled_rows_only_when_there_are_some() -> None:
+    assert "ETA" not in format_progress(FINISHED)
+    assert "cancelled" not in format_progress(FINISHED)
+    assert "cancelled 3" in format_progress(RUNNING | {"cancelledItems": 3})
+
+
+def test_the_percent_is_worked_out_when_the_server_does_not_give_it() -> None:
+    assert " 60.0%" in format_progress(RUNNING | {"percentComplete": None})
+
+
+def test_the_line_is_cut_to_the_width() -> None:
+    assert len(format_progress(RUNNING, width=30)) == 30
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_without_a_terminal_a_line_is_printed_when_progress_moves_but_not_more_than_every_few_seconds() -> None:
+    out, clock = io.StringIO(), Clock()
+    display = ProgressDisplay(out, tty=False, clock=clock)
+
+    display.update(RUNNING)  # first: printed
+    clock.now = 1
+    display.update(RUNNING | {"processedItems": 6})  # moved, but too soon
+    clock.now = 6
+    display.update(RUNNING | {"processedItems": 7})  # moved, 6 s later: printed
+    clock.now = 30
+    display.update(RUNNING | {"processedItems": 7})  # still: waits for the heartbeat
+    clock.now = 31
+    display.update(FINISHED)  # final: always printed
+
+    lines = out.getvalue().splitlines()
+    assert [line.split()[0] for line in lines] == ["processing", "processing", "completed_with_errors"]
+    assert "ok 7" in lines[1]
+
+
+def test_without_a_terminal_a_stalled_batch_still_prints_a_heartbeat() -> None:
+    out, clock = io.StringIO(), Clock()
+    display = ProgressDisplay(out, tty=False, clock=clock)
+    display.update(RUNNING)
+    clock.now = 61
+    display.update(RUNNING)
+    assert len(out.getvalue().splitlines()) == 2
+
+
+def test_on_a_terminal_the_line_is_redrawn_in_place_and_ended_on_close() -> None:
+    out = io.StringIO()
+    display = ProgressDisplay(out, tty=True)
+    display.update(RUNNING | {"status": "processing", "etaSeconds": 3725})
+    display.update(FINISHED)
+    display.close()
+    text = out.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n") and text.count("\n") == 1
+
+
+# ---------------------------------------------------------------- errors and polling
+
+
+def test_an_error_envelope_gives_the_code_and_message() -> None:
+    body = json.dumps({"error": {"code": "EMPTY_FILE", "message": "The file is empty."}}).encode()
+    error = error_from(400, body)
+    assert (error.code, str(error), error.exit_code) == ("EMPTY_FILE", "HTTP 400 EMPTY_FILE: The file is empty.", 2)
+
+
+def test_details_of_an_error_are_shown() -> None:
+    body = json.dumps({"error": {"code": "INVALID_LANG", "message": "Bad.", "details": {"field": "lang"}}}).encode()
+    assert str(error_from(400, body)).endswith('Bad. {"field": "lang"}')
+
+
+def test_an_answer_that_is_not_an_envelope_still_gives_an_error_and_a_5xx_exits_3() -> None:
+    error = error_from(502, b"<html>Bad gateway</html>", "Bad Gateway")
+    assert (error.code, error.exit_code) == ("HTTP_502", 3)
+    assert "Bad Gateway" in str(error)
+
+
+class FakeSession:
+    """Answers the status endpoint from a script: a dict is a 200 body, an exception is raised."""
+
+    def __init__(self, script: list[Any]):
+        self.script = script
+        self.headers: dict[str, str] = {}
+        self.calls = 0
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        self.calls += 1
+        step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(step, Exception):
+            raise step
+        status, body = step if isinstance(step, tuple) else (200, step)
+        response = requests.Response()
+        response.status_code, response._content = status, json.dumps(body).encode()
+        return response
+
+
+def poll(script: list[Any]) -> tuple[FakeSession, Any]:
+    session = FakeSession(script)
+    client = Client(Target("http://api", "T"), session=session)  # type: ignore[arg-type]
+    result = wait_until_final(client, "b1", ProgressDisplay(io.StringIO(), tty=False), sleep=lambda _: None)
+    return session, result
+
+
+def test_polling_rides_out_a_brief_outage() -> None:
+    outage = requests.ConnectionError("refused")
+    session, status = poll([RUNNING, outage, outage, (503, {"error": {"code": "INTERNAL", "message": "x"}}), FINISHED])
+    assert status == FINISHED and session.calls == 5
+
+
+def test_polling_gives_up_with_exit_3_after_a_long_outage() -> None:
+    with pytest.raises(ConnectionProblem) as raised:
+        poll([requests.ConnectionError("refused")])
+    assert raised.value.exit_code == 3
+
+
+def test_polling_counts_only_consecutive_failures() -> None:
+    outage = requests.Timeout("slow")
+    script: list[Any] = ([outage] * (MAX_POLL_FAILURES - 1) + [RUNNING]) * 2 + [FINISHED]
+    assert poll(script)[1] == FINISHED
+
+
+def test_polling_stops_at_once_on_a_client_error() -> None:
+    with pytest.raises(ApiError) as raised:
+        poll([(404, {"error": {"code": "BATCH_NOT_FOUND", "message": "No such batch."}})])
+    assert raised.value.exit_code == 2
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def test_run_needs_a_language() -> None:
+    with pytest.raises(SystemExit) as raised:
+        build_parser().parse_args(["run", "q.csv"])
+    assert raised.value.code == 2
+
+
+def test_run_options_parse_into_the_upload_fields() -> None:
+    args = build_parser().parse_args(["run", "q.csv", "--lang", "fr", "--ai", "openai", "--concurrency", "3",
+                                      "--overrides", "-o", "out.xlsx", "--user", "admin"])
+    assert (args.file, args.lang, args.ai, args.search, args.concurrency, args.overrides, args.output, args.user) == (
+        "q.csv", "fr", "openai", None, 3, True, "out.xlsx", "admin")

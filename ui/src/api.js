@@ -1,0 +1,172 @@
+// Client of the batch HTTP contract (shared/api.md). Every request carries the bearer
+// token; every non-2xx answer becomes an ApiError built from the error envelope
+// `{"error": {"code", "message", "details"}}`. A 401 also signs the page out.
+
+import { clearToken, getToken } from './auth.js';
+
+export const API_BASE = '/api/batch';
+
+/** An HTTP failure from the API, with the server's status, code, message and details. */
+export class ApiError extends Error {
+  constructor({ status, code, message, details = null }) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** Builds the ApiError for a non-2xx response; tolerates bodies that are not JSON. */
+export async function errorFromResponse(response) {
+  let text = '';
+  try {
+    text = await response.text();
+  } catch {
+    text = '';
+  }
+  let envelope = null;
+  try {
+    envelope = JSON.parse(text)?.error;
+  } catch {
+    envelope = null;
+  }
+  const status = response.status;
+  const fallback = `The server answered HTTP ${status}${response.statusText ? ` ${response.statusText}` : ''}.`;
+  if (envelope && typeof envelope === 'object') {
+    return new ApiError({
+      status,
+      code: typeof envelope.code === 'string' && envelope.code ? envelope.code : `HTTP_${status}`,
+      message: typeof envelope.message === 'string' && envelope.message ? envelope.message : fallback,
+      details: envelope.details ?? null,
+    });
+  }
+  return new ApiError({ status, code: `HTTP_${status}`, message: fallback });
+}
+
+/** Sends one request with the bearer header; resolves to the 2xx Response. */
+export async function request(path, { method = 'GET', headers = {}, body } = {}) {
+  const token = getToken();
+  const allHeaders = { Accept: 'application/json', ...headers };
+  if (token) allHeaders.Authorization = `Bearer ${token}`;
+  let response;
+  try {
+    response = await fetch(path, { method, headers: allHeaders, body, credentials: 'same-origin' });
+  } catch (cause) {
+    const error = new ApiError({
+      status: 0,
+      code: 'NETWORK_ERROR',
+      message: 'The server could not be reached. Check your connection and try again.',
+    });
+    error.cause = cause;
+    throw error;
+  }
+  if (response.ok) return response;
+  const error = await errorFromResponse(response);
+  if (response.status === 401) clearToken('expired');
+  throw error;
+}
+
+async function requestJson(path, options) {
+  const response = await request(path, options);
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+function withId(path, batchId, extra = {}) {
+  const query = new URLSearchParams({ batchId, ...extra });
+  return `${API_BASE}/${path}?${query}`;
+}
+
+/** POST /api/batch/create with the upload form (multipart); resolves to {batchId, status, totalItems, warnings}. */
+export function createBatch(formData) {
+  // No Content-Type header: the browser sets multipart/form-data with its boundary.
+  return requestJson(`${API_BASE}/create`, { method: 'POST', body: formData });
+}
+
+/** Builds the multipart body that create expects from the upload form's values. */
+export function buildCreateForm({ file, batchName, aiProvider, searchProvider, lang, applyOverrides }) {
+  const form = new FormData();
+  form.append('file', file, file.name);
+  form.append('batchName', batchName);
+  form.append('aiProvider', aiProvider);
+  form.append('searchProvider', searchProvider);
+  form.append('lang', lang);
+  form.append('applyOverrides', applyOverrides ? 'true' : 'false');
+  return form;
+}
+
+/** GET /api/batch/list: the caller's batch summaries, newest first. */
+export async function listBatches() {
+  const batches = await requestJson(`${API_BASE}/list`);
+  return Array.isArray(batches) ? batches : [];
+}
+
+/** GET /api/batch/status for one batch. */
+export function getStatus(batchId) {
+  return requestJson(withId('status', batchId));
+}
+
+/** GET /api/batch/results as JSON: {batchId, status, items}. */
+export function getResults(batchId) {
+  return requestJson(withId('results', batchId, { format: 'json' }));
+}
+
+/** The results URL for a format (json, csv, xlsx); it needs the bearer header, so fetch it. */
+export function resultsUrl(batchId, format = 'json') {
+  return withId('results', batchId, { format });
+}
+
+/** POST /api/batch/cancel; resolves to {batchId, status: "cancelled"}. */
+export function cancelBatch(batchId) {
+  return requestJson(`${API_BASE}/cancel`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ batchId }),
+  });
+}
+
+/**
+ * The file name in a Content-Disposition header (RFC 6266: `filename*` wins over
+ * `filename`), or null.
+ */
+export function fileNameFromDisposition(header) {
+  if (!header) return null;
+  const extended = /filename\*\s*=\s*([^']*)'[^']*'([^;]+)/i.exec(header);
+  if (extended) {
+    try {
+      return decodeURIComponent(extended[2].trim().replace(/^"|"$/g, ''));
+    } catch {
+      // fall through to the plain parameter
+    }
+  }
+  const quoted = /filename\s*=\s*"((?:[^"\\]|\\.)*)"/i.exec(header);
+  if (quoted) return quoted[1].replace(/\\(.)/g, '$1');
+  const plain = /filename\s*=\s*([^;]+)/i.exec(header);
+  return plain ? plain[1].trim() : null;
+}
+
+/**
+ * Fetches the results as `csv` or `xlsx` with the bearer header and saves the blob under
+ * the server's file name. Resolves to the file name used.
+ */
+export async function downloadResults(batchId, format, doc = document) {
+  const response = await request(resultsUrl(batchId, format), { headers: { Accept: '*/*' } });
+  const blob = await response.blob();
+  const fileName = fileNameFromDisposition(response.headers.get('Content-Disposition')) || `batch-${batchId}.${format}`;
+  saveBlob(blob, fileName, doc);
+  return fileName;
+}
+
+function saveBlob(blob, fileName, doc) {
+  const url = URL.createObjectURL(blob);
+  const link = doc.createElement('a');
+  link.href = url;
+  link.download = fileName;
+  link.hidden = true;
+  doc.body.appendChild(link);
+  link.click();
+  link.remove();
+  // Revoking at once can abort the download in some browsers; a minute is plenty.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}

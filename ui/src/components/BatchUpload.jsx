@@ -1,0 +1,316 @@
+// The upload form: a spreadsheet (picked or dropped), a name, the providers, the
+// language and the prompt-overrides choice. Checks the obvious mistakes first, then
+// posts the multipart form to /api/batch/create and shows the new batch id, the
+// server's warnings, or the server's error with its code.
+
+import { useEffect, useRef, useState } from 'react';
+import { buildCreateForm, createBatch } from '../api.js';
+import { formatBytes } from '../format.js';
+import { useLanguage } from '../LanguageContext.jsx';
+import { nameFromFile, validateUpload } from '../validation.js';
+
+export const AI_PROVIDERS = ['offline', 'openai', 'azure', 'anthropic'];
+export const SEARCH_PROVIDERS = ['offline', 'google', 'canadaca'];
+const ACCEPT = '.csv,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
+
+export default function BatchUpload({ onCreated }) {
+  const { lang, t } = useLanguage();
+  const [file, setFile] = useState(null);
+  const [batchName, setBatchName] = useState('');
+  const [nameEdited, setNameEdited] = useState(false);
+  const [aiProvider, setAiProvider] = useState('offline');
+  const [searchProvider, setSearchProvider] = useState('offline');
+  const [questionLang, setQuestionLang] = useState(lang);
+  const [applyOverrides, setApplyOverrides] = useState(false);
+  const [problems, setProblems] = useState([]);
+  const [submitting, setSubmitting] = useState(false);
+  const [serverError, setServerError] = useState(null);
+  const [created, setCreated] = useState(null);
+  const [dragging, setDragging] = useState(false);
+  const fileInput = useRef(null);
+  const summary = useRef(null);
+
+  useEffect(() => {
+    if (problems.length > 0) summary.current?.focus();
+  }, [problems]);
+
+  const chooseFile = (chosen) => {
+    setFile(chosen || null);
+    setCreated(null);
+    setServerError(null);
+    setProblems((current) => current.filter((problem) => problem.field !== 'file'));
+    if (chosen && !nameEdited) setBatchName(nameFromFile(chosen.name));
+  };
+
+  const onDrop = (event) => {
+    event.preventDefault();
+    setDragging(false);
+    const dropped = event.dataTransfer?.files?.[0];
+    if (!dropped) return;
+    try {
+      // Keep the native input in step where the browser allows it.
+      fileInput.current.files = event.dataTransfer.files;
+    } catch {
+      // the file lives in state either way
+    }
+    chooseFile(dropped);
+  };
+
+  const onSubmit = async (event) => {
+    event.preventDefault();
+    setCreated(null);
+    setServerError(null);
+    const found = validateUpload({ file, batchName }, lang);
+    setProblems(found);
+    if (found.length > 0) return;
+    setSubmitting(true);
+    try {
+      const result = await createBatch(
+        buildCreateForm({
+          file,
+          batchName: batchName.trim(),
+          aiProvider,
+          searchProvider,
+          lang: questionLang,
+          applyOverrides,
+        }),
+      );
+      setCreated(result);
+      setFile(null);
+      setBatchName('');
+      setNameEdited(false);
+      if (fileInput.current) fileInput.current.value = '';
+      onCreated?.(result);
+    } catch (error) {
+      setServerError(error);
+    } finally {
+      setSubmitting(false);
+    }
+  };
+
+  const problemFor = (field) => problems.find((problem) => problem.field === field);
+  const fileProblem = problemFor('file');
+  const nameProblem = problemFor('batchName');
+  const message = (problem) => t(problem.key, problem.params);
+
+  return (
+    <section className="panel upload" aria-labelledby="upload-heading" data-testid="batch-upload">
+      <h2 id="upload-heading">{t('upload.heading')}</h2>
+
+      {problems.length > 0 && (
+        <div className="error-summary" role="alert" tabIndex={-1} ref={summary} data-testid="upload-validation">
+          <h3>{t('upload.errorSummary')}</h3>
+          <ul>
+            {problems.map((problem) => (
+              <li key={problem.key}>
+                <a href={problem.field === 'file' ? '#upload-file' : '#upload-name'}>{message(problem)}</a>
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+
+      <form onSubmit={onSubmit} noValidate>
+        <div className={`field${fileProblem ? ' field--invalid' : ''}`}>
+          <label htmlFor="upload-file">{t('upload.file')}</label>
+          <p id="upload-file-hint" className="field__hint">
+            {t('upload.fileHint')}
+          </p>
+          {fileProblem && (
+            <p id="upload-file-error" className="field__error">
+              {message(fileProblem)}
+            </p>
+          )}
+          <div
+            className={`dropzone${dragging ? ' dropzone--active' : ''}`}
+            data-testid="upload-dropzone"
+            onDragEnter={(event) => {
+              event.preventDefault();
+              setDragging(true);
+            }}
+            onDragOver={(event) => {
+              event.preventDefault();
+              if (event.dataTransfer) event.dataTransfer.dropEffect = 'copy';
+            }}
+            onDragLeave={(event) => {
+              if (!event.currentTarget.contains(event.relatedTarget)) setDragging(false);
+            }}
+            onDrop={onDrop}
+          >
+            <p className="dropzone__text" aria-hidden="true">
+              {dragging ? t('upload.dropActive') : t('upload.drop')}
+            </p>
+            {/* The native input stays focusable (Enter or Space opens the picker) but is
+                drawn as a translatable button, since browsers label it in their own language. */}
+            <input
+              id="upload-file"
+              ref={fileInput}
+              className="visually-hidden file-input"
+              type="file"
+              name="file"
+              accept={ACCEPT}
+              aria-invalid={fileProblem ? true : undefined}
+              aria-describedby={`upload-file-hint${fileProblem ? ' upload-file-error' : ''} upload-file-selected`}
+              onChange={(event) => chooseFile(event.target.files?.[0])}
+            />
+            <span
+              className="button button--secondary file-button"
+              aria-hidden="true"
+              onClick={() => fileInput.current?.click()}
+            >
+              {t('upload.choose')}
+            </span>
+            <span id="upload-file-selected" className="dropzone__selected" data-testid="upload-selected">
+              {file
+                ? t('upload.selected', { name: file.name, size: formatBytes(file.size, lang) })
+                : t('upload.noFile')}
+            </span>
+          </div>
+        </div>
+
+        <div className={`field${nameProblem ? ' field--invalid' : ''}`}>
+          <label htmlFor="upload-name">{t('upload.name')}</label>
+          {nameProblem && (
+            <p id="upload-name-error" className="field__error">
+              {message(nameProblem)}
+            </p>
+          )}
+          <input
+            id="upload-name"
+            type="text"
+            className="input input--wide"
+            value={batchName}
+            aria-invalid={nameProblem ? true : undefined}
+            aria-describedby={nameProblem ? 'upload-name-error' : undefined}
+            onChange={(event) => {
+              setBatchName(event.target.value);
+              setNameEdited(true);
+            }}
+          />
+        </div>
+
+        <div className="field-row">
+          <div className="field">
+            <label htmlFor="upload-ai">{t('upload.aiProvider')}</label>
+            <select id="upload-ai" className="input" value={aiProvider} onChange={(e) => setAiProvider(e.target.value)}>
+              {AI_PROVIDERS.map((value) => (
+                <option key={value} value={value}>
+                  {value}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div className="field">
+            <label htmlFor="upload-search">{t('upload.searchProvider')}</label>
+            <select
+              id="upload-search"
+              className="input"
+              value={searchProvider}
+              onChange={(e) => setSearchProvider(e.target.value)}
+            >
+              {SEARCH_PROVIDERS.map((value) => (
+                <option key={value} value={value}>
+                  {value}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div className="field">
+            <label htmlFor="upload-lang">{t('upload.lang')}</label>
+            <select
+              id="upload-lang"
+              className="input"
+              value={questionLang}
+              onChange={(e) => setQuestionLang(e.target.value)}
+            >
+              <option value="en">{t('upload.lang.en')}</option>
+              <option value="fr">{t('upload.lang.fr')}</option>
+            </select>
+          </div>
+        </div>
+
+        <div className="field field--checkbox">
+          <input
+            id="upload-overrides"
+            type="checkbox"
+            checked={applyOverrides}
+            onChange={(e) => setApplyOverrides(e.target.checked)}
+          />
+          <label htmlFor="upload-overrides">{t('upload.overrides')}</label>
+        </div>
+
+        <button type="submit" className="button" disabled={submitting} aria-busy={submitting || undefined}>
+          {submitting ? t('upload.submitting') : t('upload.submit')}
+        </button>
+      </form>
+
+      {serverError && <UploadError error={serverError} />}
+      {created && <UploadCreated created={created} />}
+    </section>
+  );
+}
+
+function UploadCreated({ created }) {
+  const { t } = useLanguage();
+  const warnings = Array.isArray(created.warnings) ? created.warnings : [];
+  return (
+    <div className="notice notice--success" role="status" data-testid="upload-success">
+      <p>
+        {t('upload.created')} <code data-testid="upload-batch-id">{created.batchId}</code>
+      </p>
+      {typeof created.totalItems === 'number' && <p>{t('upload.createdRows', { count: created.totalItems })}</p>}
+      {warnings.length > 0 && (
+        <>
+          <h3>{t('upload.warnings')}</h3>
+          <ul data-testid="upload-warnings">
+            {warnings.map((warning, index) => (
+              <li key={index}>{warningText(warning)}</li>
+            ))}
+          </ul>
+        </>
+      )}
+    </div>
+  );
+}
+
+function UploadError({ error }) {
+  const { t } = useLanguage();
+  const details = error.details && typeof error.details === 'object' ? Object.entries(error.details) : [];
+  return (
+    <div className="notice notice--error" role="alert" data-testid="upload-error">
+      <h3>{t('upload.failed')}</h3>
+      <p data-testid="upload-error-message">{error.message}</p>
+      <p className="notice__meta">
+        {t('upload.errorCode')}: <code data-testid="upload-error-code">{error.code}</code>
+        {error.status ? (
+          <>
+            {' · '}
+            {t('upload.errorStatus')}: {error.status}
+          </>
+        ) : null}
+      </p>
+      {details.length > 0 && (
+        <dl className="notice__details" aria-label={t('upload.errorDetails')}>
+          {details.map(([key, value]) => (
+            <div key={key}>
+              <dt>{key}</dt>
+              <dd>{typeof value === 'string' ? value : JSON.stringify(value)}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
+    </div>
+  );
+}
+
+/** Warnings may be strings or objects such as {row, message}; show both readably. */
+function warningText(warning) {
+  if (typeof warning === 'string') return warning;
+  if (warning && typeof warning === 'object') {
+    if (typeof warning.message === 'string') {
+      return warning.row !== undefined ? `${warning.row}: ${warning.message}` : warning.message;
+    }
+    return JSON.stringify(warning);
+  }
+  return String(warning);
+}

@@ -1,0 +1,220 @@
+import { fireEvent, screen, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { TOKEN_KEY } from '../auth.js';
+import { errorResponse, installFetch, jsonResponse } from '../test/fakeFetch.js';
+import { renderPage } from '../test/render.jsx';
+import { MAX_UPLOAD_BYTES } from '../validation.js';
+import BatchUpload from './BatchUpload.jsx';
+
+beforeEach(() => {
+  sessionStorage.setItem(TOKEN_KEY, 'tok');
+});
+
+const csv = (name = 'questions-en.csv', text = 'REDACTEDQUESTION\nHow do I renew my passport?\n') =>
+  new File([text], name, { type: 'text/csv' });
+
+function setup() {
+  const user = userEvent.setup({ applyAccept: false });
+  const onCreated = vi.fn();
+  renderPage(<BatchUpload onCreated={onCreated} />);
+  return { user, onCreated, fileInput: screen.getByLabelText(/Spreadsheet of questions/) };
+}
+
+const submit = (user) => user.click(screen.getByRole('button', { name: 'Upload and start' }));
+
+describe('the form', () => {
+  it('has labelled controls with the documented defaults', () => {
+    setup();
+
+    expect(screen.getByLabelText(/Spreadsheet of questions/)).toHaveAttribute('type', 'file');
+    expect(screen.getByLabelText('Batch name')).toHaveValue('');
+    expect(screen.getByLabelText('AI provider')).toHaveValue('offline');
+    expect(
+      within(screen.getByLabelText('AI provider'))
+        .getAllByRole('option')
+        .map((option) => option.value),
+    ).toEqual(['offline', 'openai', 'azure', 'anthropic']);
+    expect(screen.getByLabelText('Search provider')).toHaveValue('offline');
+    expect(
+      within(screen.getByLabelText('Search provider'))
+        .getAllByRole('option')
+        .map((option) => option.value),
+    ).toEqual(['offline', 'google', 'canadaca']);
+    expect(screen.getByLabelText('Language of the questions')).toHaveValue('en');
+    expect(screen.getByLabelText('Apply my active prompt overrides')).not.toBeChecked();
+  });
+
+  it('names the batch after the chosen file until the user types a name', async () => {
+    const { user, fileInput } = setup();
+
+    await user.upload(fileInput, csv('march-questions.csv'));
+
+    expect(screen.getByLabelText('Batch name')).toHaveValue('march-questions');
+    expect(screen.getByTestId('upload-selected')).toHaveTextContent('Selected: march-questions.csv');
+  });
+
+  it('takes a file dropped on the drop zone', () => {
+    setup();
+    const file = csv('dropped.csv');
+
+    fireEvent.dragEnter(screen.getByTestId('upload-dropzone'), { dataTransfer: { files: [file] } });
+    expect(screen.getByText('Drop the file to select it')).toBeInTheDocument();
+    fireEvent.drop(screen.getByTestId('upload-dropzone'), { dataTransfer: { files: [file] } });
+
+    expect(screen.getByTestId('upload-selected')).toHaveTextContent('Selected: dropped.csv');
+    expect(screen.getByLabelText('Batch name')).toHaveValue('dropped');
+  });
+});
+
+describe('checks before uploading', () => {
+  it('asks for a file and a name, without calling the server', async () => {
+    const fetch = installFetch();
+    const { user } = setup();
+
+    await submit(user);
+
+    const summary = screen.getByTestId('upload-validation');
+    expect(summary).toHaveTextContent('Choose a .csv or .xlsx file to upload.');
+    expect(summary).toHaveTextContent('Enter a batch name.');
+    expect(summary).toHaveFocus();
+    expect(screen.getByLabelText(/Spreadsheet of questions/)).toHaveAttribute('aria-invalid', 'true');
+    expect(screen.getByLabelText('Batch name')).toHaveAttribute('aria-invalid', 'true');
+    expect(screen.getByLabelText('Batch name')).toHaveAccessibleDescription('Enter a batch name.');
+    expect(fetch).not.toHaveBeenCalled();
+  });
+
+  it.each([
+    ['notes.txt', 'x', 'The file “notes.txt” is not a .csv or .xlsx file.'],
+    ['empty.csv', '', 'The file “empty.csv” is empty.'],
+    [
+      'big.xlsx',
+      new Uint8Array(MAX_UPLOAD_BYTES + 1),
+      'The file “big.xlsx” is 4.5 MB (4,718,593 bytes); the limit is 4.5 MB (4,718,592 bytes).',
+    ],
+  ])('refuses %s', async (name, content, message) => {
+    const fetch = installFetch();
+    const { user, fileInput } = setup();
+
+    await user.upload(fileInput, new File([content], name));
+    await submit(user);
+
+    expect(screen.getByTestId('upload-validation')).toHaveTextContent(message);
+    expect(fetch).not.toHaveBeenCalled();
+  });
+
+  it('refuses a name longer than 200 characters', async () => {
+    const fetch = installFetch();
+    const { user, fileInput } = setup();
+
+    await user.upload(fileInput, csv());
+    await user.clear(screen.getByLabelText('Batch name'));
+    await user.click(screen.getByLabelText('Batch name'));
+    await user.paste('n'.repeat(201));
+    await submit(user);
+
+    expect(screen.getByTestId('upload-validation')).toHaveTextContent(
+      'The batch name has 201 characters; the limit is 200.',
+    );
+    expect(fetch).not.toHaveBeenCalled();
+  });
+});
+
+describe('uploading', () => {
+  it('posts every field and shows the new batch id and warnings', async () => {
+    const fetch = installFetch({
+      'POST /api/batch/create': () =>
+        jsonResponse(202, {
+          batchId: '65f0c0ffee',
+          status: 'queued',
+          totalItems: 14,
+          warnings: ['Row 5: the question is blank; the row was skipped.'],
+        }),
+    });
+    const { user, fileInput, onCreated } = setup();
+
+    await user.upload(fileInput, csv());
+    await user.clear(screen.getByLabelText('Batch name'));
+    await user.type(screen.getByLabelText('Batch name'), '  Passports  ');
+    await user.selectOptions(screen.getByLabelText('AI provider'), 'anthropic');
+    await user.selectOptions(screen.getByLabelText('Search provider'), 'google');
+    await user.selectOptions(screen.getByLabelText('Language of the questions'), 'fr');
+    await user.click(screen.getByLabelText('Apply my active prompt overrides'));
+    await submit(user);
+
+    const success = await screen.findByTestId('upload-success');
+    expect(within(success).getByTestId('upload-batch-id')).toHaveTextContent('65f0c0ffee');
+    expect(success).toHaveTextContent('14 rows queued.');
+    expect(within(success).getByTestId('upload-warnings')).toHaveTextContent('Row 5: the question is blank');
+    expect(onCreated).toHaveBeenCalledWith(expect.objectContaining({ batchId: '65f0c0ffee' }));
+
+    const [request] = fetch.requests;
+    expect(request.method).toBe('POST');
+    expect(request.url).toBe('/api/batch/create');
+    expect(request.headers.Authorization).toBe('Bearer tok');
+    const form = request.body;
+    expect(form.get('file').name).toBe('questions-en.csv');
+    expect(form.get('batchName')).toBe('Passports');
+    expect(form.get('aiProvider')).toBe('anthropic');
+    expect(form.get('searchProvider')).toBe('google');
+    expect(form.get('lang')).toBe('fr');
+    expect(form.get('applyOverrides')).toBe('true');
+
+    // The form is ready for the next file.
+    expect(screen.getByLabelText('Batch name')).toHaveValue('');
+    expect(screen.getByTestId('upload-selected')).toHaveTextContent('No file selected');
+  });
+
+  it('shows the server’s message, code and details on a 4xx', async () => {
+    installFetch({
+      'POST /api/batch/create': () =>
+        errorResponse(400, 'MISSING_QUESTION_COLUMN', 'The file has no question column.', {
+          columns: ['Name', 'Email'],
+        }),
+    });
+    const { user, fileInput, onCreated } = setup();
+
+    await user.upload(fileInput, csv('people.csv'));
+    await submit(user);
+
+    const alert = await screen.findByTestId('upload-error');
+    expect(alert).toHaveAttribute('role', 'alert');
+    expect(within(alert).getByTestId('upload-error-message')).toHaveTextContent('The file has no question column.');
+    expect(within(alert).getByTestId('upload-error-code')).toHaveTextContent('MISSING_QUESTION_COLUMN');
+    expect(alert).toHaveTextContent('HTTP status: 400');
+    expect(alert).toHaveTextContent('columns');
+    expect(alert).toHaveTextContent('["Name","Email"]');
+    expect(onCreated).not.toHaveBeenCalled();
+    expect(screen.queryByTestId('upload-success')).not.toBeInTheDocument();
+  });
+
+  it('shows a 413 from the server too', async () => {
+    installFetch({
+      'POST /api/batch/create': () => errorResponse(413, 'PAYLOAD_TOO_LARGE', 'The upload is larger than 4.5 MB.'),
+    });
+    const { user, fileInput } = setup();
+
+    await user.upload(fileInput, csv());
+    await submit(user);
+
+    expect(await screen.findByTestId('upload-error-code')).toHaveTextContent('PAYLOAD_TOO_LARGE');
+  });
+
+  it('disables the button while the upload runs', async () => {
+    let finish;
+    installFetch({
+      'POST /api/batch/create': () =>
+        new Promise((resolve) => {
+          finish = () => resolve(jsonResponse(202, { batchId: 'x', status: 'queued', totalItems: 1, warnings: [] }));
+        }),
+    });
+    const { user, fileInput } = setup();
+
+    await user.upload(fileInput, csv());
+    await submit(user);
+
+    expect(screen.getByRole('button', { name: 'Uploading…' })).toBeDisabled();
+    finish();
+    expect(await screen.findByRole('button', { name: 'Upload and start' })).toBeEnabled();
+  });
+});

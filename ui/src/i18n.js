@@ -1,0 +1,260 @@
+// Every visible string of the page, in English and French. `translate(lang, key, params)`
+// fills `{name}` placeholders; a key missing in French falls back to English.
+
+export const LANGUAGES = ['en', 'fr'];
+
+const en = {
+  'app.brand': 'AI Answers',
+  'app.title': 'AI Answers — Batch processing',
+  'app.intro': 'Upload a spreadsheet of questions; every row is answered by the AI Answers chat pipeline.',
+  'app.skipLink': 'Skip to main content',
+  'lang.switch': 'Français',
+  'lang.switchLabel': 'Afficher cette page en français',
+  'auth.signedInAs': 'Signed in as {user}',
+  'auth.signedIn': 'Signed in',
+  'auth.signOut': 'Sign out',
+
+  'signin.heading': 'Sign in',
+  'signin.explain':
+    'This page needs an access token. Open the sign-in link printed by the local stack for your user, or paste your token below.',
+  'signin.tokenLabel': 'Access token',
+  'signin.tokenHint': 'The token is kept in this browser tab only and is cleared when you sign out.',
+  'signin.submit': 'Sign in',
+  'signin.required': 'Paste a token to sign in.',
+  'signin.expired': 'Your session has ended or your token was refused. Sign in again.',
+  'signin.signedOut': 'You are signed out.',
+
+  'upload.heading': 'New batch',
+  'upload.file': 'Spreadsheet of questions (.csv or .xlsx)',
+  'upload.fileHint':
+    'Up to 4.5 MB. The question column is REDACTEDQUESTION, QUESTION or PROBLEM DETAILS; chatId and URL are optional.',
+  'upload.drop': 'Drag and drop a file here, or choose one:',
+  'upload.dropActive': 'Drop the file to select it',
+  'upload.choose': 'Choose a file',
+  'upload.noFile': 'No file selected',
+  'upload.selected': 'Selected: {name} ({size})',
+  'upload.name': 'Batch name',
+  'upload.aiProvider': 'AI provider',
+  'upload.searchProvider': 'Search provider',
+  'upload.lang': 'Language of the questions',
+  'upload.lang.en': 'English',
+  'upload.lang.fr': 'French',
+  'upload.overrides': 'Apply my active prompt overrides',
+  'upload.submit': 'Upload and start',
+  'upload.submitting': 'Uploading…',
+  'upload.errorSummary': 'Fix the following before uploading:',
+  'upload.created': 'Batch created. ID:',
+  'upload.createdRows': '{count} rows queued.',
+  'upload.warnings': 'Warnings',
+  'upload.failed': 'The upload was refused',
+  'upload.errorCode': 'Error code',
+  'upload.errorStatus': 'HTTP status',
+  'upload.errorDetails': 'Details',
+
+  'validation.fileRequired': 'Choose a .csv or .xlsx file to upload.',
+  'validation.fileType': 'The file “{name}” is not a .csv or .xlsx file.',
+  'validation.fileEmpty': 'The file “{name}” is empty.',
+  'validation.fileTooLarge': 'The file “{name}” is {size} ({bytes} bytes); the limit is 4.5 MB ({limit} bytes).',
+  'validation.nameRequired': 'Enter a batch name.',
+  'validation.nameTooLong': 'The batch name has {count} characters; the limit is 200.',
+
+  'list.heading': 'Your batches',
+  'list.refresh': 'Refresh list',
+  'list.loading': 'Loading your batches…',
+  'list.empty': 'You have no batches yet. Upload a file to start one.',
+  'list.error': 'The list of batches could not be loaded',
+  'batch.id': 'Batch ID',
+  'batch.status': 'Status',
+  'batch.file': 'File',
+  'batch.created': 'Created',
+  'batch.providers': 'Providers',
+  'batch.language': 'Language',
+  'batch.progressLabel': 'Progress of {name}',
+  'batch.progressText': '{done} of {total} rows finished ({percent}%)',
+  'batch.counts': 'Processed: {processed} · Failed: {failed} · Total: {total}',
+  'batch.cancelledItems': 'Cancelled rows: {count}',
+  'batch.eta': 'Time left: about {eta}',
+  'batch.etaUnknown': 'Time left: estimating…',
+  'batch.duration': 'Duration: {duration}',
+  'batch.pollError': 'Status could not be refreshed: {message}',
+  'batch.downloadCsv': 'Download CSV',
+  'batch.downloadXlsx': 'Download Excel',
+  'batch.downloadFailed': 'Download failed ({code}): {message}',
+  'batch.viewResults': 'View results',
+  'batch.hideResults': 'Hide results',
+  'batch.cancel': 'Cancel batch',
+  'batch.cancelling': 'Cancelling…',
+  'batch.cancelFailed': 'The batch could not be cancelled ({code}): {message}',
+  'batch.announce': 'Batch “{name}”: {status}, {percent}% complete.',
+
+  'status.queued': 'Queued',
+  'status.processing': 'Processing',
+  'status.processed': 'Processed',
+  'status.completed_with_errors': 'Completed with errors',
+  'status.cancelled': 'Cancelled',
+  'status.failed': 'Failed',
+
+  'item.pending': 'Pending',
+  'item.processing': 'Processing',
+  'item.succeeded': 'Succeeded',
+  'item.failed': 'Failed',
+  'item.cancelled': 'Cancelled',
+
+  'confirm.title': 'Cancel this batch?',
+  'confirm.body':
+    'Batch “{name}” will stop: rows not started are cancelled, rows already running finish. This cannot be undone.',
+  'confirm.yes': 'Yes, cancel the batch',
+  'confirm.no': 'No, keep it running',
+
+  'results.heading': 'Results of {name}',
+  'results.loading': 'Loading results…',
+  'results.empty': 'No rows have finished yet.',
+  'results.refresh': 'Refresh results',
+  'results.error': 'The results could not be loaded ({code}): {message}',
+  'results.caption': 'Results of {name}, in input order ({count} rows)',
+  'results.col.row': 'Row',
+  'results.col.status': 'Status',
+  'results.col.question': 'Question (redacted)',
+  'results.col.answer': 'Answer',
+  'results.col.citation': 'Citation',
+  'results.col.error': 'Error',
+
+  'time.lessThanSecond': 'less than 1 s',
+};
+
+const fr = {
+  'app.brand': 'Réponses IA',
+  'app.title': 'Réponses IA — Traitement par lots',
+  'app.intro':
+    'Téléversez un tableur de questions; chaque ligne reçoit une réponse du pipeline de clavardage de Réponses IA.',
+  'app.skipLink': 'Passer au contenu principal',
+  'lang.switch': 'English',
+  'lang.switchLabel': 'Display this page in English',
+  'auth.signedInAs': 'Connecté en tant que {user}',
+  'auth.signedIn': 'Connecté',
+  'auth.signOut': 'Se déconnecter',
+
+  'signin.heading': 'Connexion',
+  'signin.explain':
+    'Cette page exige un jeton d’accès. Ouvrez le lien de connexion affiché par l’environnement local pour votre utilisateur, ou collez votre jeton ci-dessous.',
+  'signin.tokenLabel': 'Jeton d’accès',
+  'signin.tokenHint': 'Le jeton est conservé dans cet onglet seulement et effacé à la déconnexion.',
+  'signin.submit': 'Se connecter',
+  'signin.required': 'Collez un jeton pour vous connecter.',
+  'signin.expired': 'Votre session a pris fin ou votre jeton a été refusé. Connectez-vous de nouveau.',
+  'signin.signedOut': 'Vous êtes déconnecté.',
+
+  'upload.heading': 'Nouveau lot',
+  'upload.file': 'Tableur de questions (.csv ou .xlsx)',
+  'upload.fileHint':
+    'Jusqu’à 4,5 Mo. La colonne des questions est REDACTEDQUESTION, QUESTION ou PROBLEM DETAILS; chatId et URL sont facultatives.',
+  'upload.drop': 'Glissez-déposez un fichier ici, ou choisissez-en un :',
+  'upload.dropActive': 'Déposez le fichier pour le sélectionner',
+  'upload.choose': 'Choisir un fichier',
+  'upload.noFile': 'Aucun fichier sélectionné',
+  'upload.selected': 'Sélectionné : {name} ({size})',
+  'upload.name': 'Nom du lot',
+  'upload.aiProvider': 'Fournisseur d’IA',
+  'upload.searchProvider': 'Fournisseur de recherche',
+  'upload.lang': 'Langue des questions',
+  'upload.lang.en': 'Anglais',
+  'upload.lang.fr': 'Français',
+  'upload.overrides': 'Appliquer mes remplacements de requêtes actifs',
+  'upload.submit': 'Téléverser et lancer',
+  'upload.submitting': 'Téléversement…',
+  'upload.errorSummary': 'Corrigez ce qui suit avant de téléverser :',
+  'upload.created': 'Lot créé. ID :',
+  'upload.createdRows': '{count} lignes en file d’attente.',
+  'upload.warnings': 'Avertissements',
+  'upload.failed': 'Le téléversement a été refusé',
+  'upload.errorCode': 'Code d’erreur',
+  'upload.errorStatus': 'Statut HTTP',
+  'upload.errorDetails': 'Détails',
+
+  'validation.fileRequired': 'Choisissez un fichier .csv ou .xlsx à téléverser.',
+  'validation.fileType': 'Le fichier « {name} » n’est pas un fichier .csv ou .xlsx.',
+  'validation.fileEmpty': 'Le fichier « {name} » est vide.',
+  'validation.fileTooLarge':
+    'Le fichier « {name} » fait {size} ({bytes} octets); la limite est de 4,5 Mo ({limit} octets).',
+  'validation.nameRequired': 'Entrez un nom de lot.',
+  'validation.nameTooLong': 'Le nom du lot compte {count} caractères; la limite est de 200.',
+
+  'list.heading': 'Vos lots',
+  'list.refresh': 'Actualiser la liste',
+  'list.loading': 'Chargement de vos lots…',
+  'list.empty': 'Vous n’avez encore aucun lot. Téléversez un fichier pour en lancer un.',
+  'list.error': 'La liste des lots n’a pas pu être chargée',
+  'batch.id': 'ID du lot',
+  'batch.status': 'Statut',
+  'batch.file': 'Fichier',
+  'batch.created': 'Créé',
+  'batch.providers': 'Fournisseurs',
+  'batch.language': 'Langue',
+  'batch.progressLabel': 'Progression de {name}',
+  'batch.progressText': '{done} lignes sur {total} terminées ({percent} %)',
+  'batch.counts': 'Traitées : {processed} · Échouées : {failed} · Total : {total}',
+  'batch.cancelledItems': 'Lignes annulées : {count}',
+  'batch.eta': 'Temps restant : environ {eta}',
+  'batch.etaUnknown': 'Temps restant : estimation en cours…',
+  'batch.duration': 'Durée : {duration}',
+  'batch.pollError': 'Le statut n’a pas pu être actualisé : {message}',
+  'batch.downloadCsv': 'Télécharger CSV',
+  'batch.downloadXlsx': 'Télécharger Excel',
+  'batch.downloadFailed': 'Échec du téléchargement ({code}) : {message}',
+  'batch.viewResults': 'Voir les résultats',
+  'batch.hideResults': 'Masquer les résultats',
+  'batch.cancel': 'Annuler le lot',
+  'batch.cancelling': 'Annulation…',
+  'batch.cancelFailed': 'Le lot n’a pas pu être annulé ({code}) : {message}',
+  'batch.announce': 'Lot « {name} » : {status}, {percent} % terminé.',
+
+  'status.queued': 'En file d’attente',
+  'status.processing': 'En cours',
+  'status.processed': 'Traité',
+  'status.completed_with_errors': 'Terminé avec erreurs',
+  'status.cancelled': 'Annulé',
+  'status.failed': 'Échoué',
+
+  'item.pending': 'En attente',
+  'item.processing': 'En cours',
+  'item.succeeded': 'Réussie',
+  'item.failed': 'Échouée',
+  'item.cancelled': 'Annulée',
+
+  'confirm.title': 'Annuler ce lot?',
+  'confirm.body':
+    'Le lot « {name} » s’arrêtera : les lignes non commencées sont annulées, celles en cours se terminent. Cette action est irréversible.',
+  'confirm.yes': 'Oui, annuler le lot',
+  'confirm.no': 'Non, le laisser continuer',
+
+  'results.heading': 'Résultats de {name}',
+  'results.loading': 'Chargement des résultats…',
+  'results.empty': 'Aucune ligne n’est encore terminée.',
+  'results.refresh': 'Actualiser les résultats',
+  'results.error': 'Les résultats n’ont pas pu être chargés ({code}) : {message}',
+  'results.caption': 'Résultats de {name}, dans l’ordre du fichier ({count} lignes)',
+  'results.col.row': 'Ligne',
+  'results.col.status': 'Statut',
+  'results.col.question': 'Question (caviardée)',
+  'results.col.answer': 'Réponse',
+  'results.col.citation': 'Citation',
+  'results.col.error': 'Erreur',
+
+  'time.lessThanSecond': 'moins de 1 s',
+};
+
+export const DICTIONARIES = { en, fr };
+
+/** The string for `key` in `lang`, with `{name}` placeholders filled from `params`. */
+export function translate(lang, key, params = {}) {
+  const template = DICTIONARIES[lang]?.[key] ?? en[key] ?? key;
+  return template.replace(/\{(\w+)\}/g, (match, name) =>
+    Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : match,
+  );
+}
+
+/** `t(key)`, or `fallback` when the dictionary has no such key (e.g. an unknown status). */
+export function labelOr(t, key, fallback) {
+  const label = t(key);
+  return label === key ? fallback : label;
+}

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_UPLOAD_BYTES, extensionOf, nameFromFile, validateUpload } from './validation.js';
+
+const fileOf = (name, size) => ({ name, size });
+const keys = (problems) => problems.map((problem) => problem.key);
+
+describe('validateUpload', () => {
+  it('accepts a CSV or XLSX file with a name', () => {
+    expect(validateUpload({ file: fileOf('q.csv', 10), batchName: 'Batch' })).toEqual([]);
+    expect(validateUpload({ file: fileOf('Q.XLSX', MAX_UPLOAD_BYTES), batchName: 'Batch' })).toEqual([]);
+  });
+
+  it.each([
+    [null, 'validation.fileRequired'],
+    [fileOf('notes.txt', 10), 'validation.fileType'],
+    [fileOf('old.xls', 10), 'validation.fileType'],
+    [fileOf('csv', 10), 'validation.fileType'],
+    [fileOf('empty.csv', 0), 'validation.fileEmpty'],
+    [fileOf('big.csv', MAX_UPLOAD_BYTES + 1), 'validation.fileTooLarge'],
+  ])('refuses the file %j', (file, key) => {
+    expect(keys(validateUpload({ file, batchName: 'Batch' }))).toEqual([key]);
+  });
+
+  it('needs a name of 1 to 200 characters, after trimming', () => {
+    const file = fileOf('q.csv', 10);
+    expect(keys(validateUpload({ file, batchName: '   ' }))).toEqual(['validation.nameRequired']);
+    expect(validateUpload({ file, batchName: 'x'.repeat(200) })).toEqual([]);
+    expect(validateUpload({ file, batchName: 'x'.repeat(201) })).toEqual([
+      { field: 'batchName', key: 'validation.nameTooLong', params: { count: 201 } },
+    ]);
+  });
+
+  it('reports the file and the name together', () => {
+    expect(keys(validateUpload({ file: null, batchName: '' }))).toEqual([
+      'validation.fileRequired',
+      'validation.nameRequired',
+    ]);
+  });
+
+  it('gives the size of a file that is too large', () => {
+    const [problem] = validateUpload({ file: fileOf('big.csv', 6 * 1024 * 1024), batchName: 'b' });
+    expect(problem.params).toEqual({ name: 'big.csv', size: '6 MB', bytes: '6,291,456', limit: '4,718,592' });
+  });
+});
+
+describe('file names', () => {
+  it('give the extension and a default batch name', () => {
+    expect(extensionOf('a.b.CSV')).toBe('.csv');
+    expect(extensionOf('README')).toBe('');
+    expect(nameFromFile('questions-en.csv')).toBe('questions-en');
+    expect(nameFromFile(`${'n'.repeat(250)}.csv`)).toHaveLength(200);
+  });
+});
