@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from lib.errors import ConfigError
+from lib.providers.gate import Limits, parse_limits
 
 T = TypeVar("T")
 
@@ -128,6 +129,10 @@ class Settings:
     provider_read_timeout: float = 60.0
     provider_max_retries: int = 2
     offline_ai_latency_ms: int = 0
+    provider_limits_spec: str = ""
+    provider_max_in_flight: int = 32
+    provider_per_minute: int = 0  # 0: no per-minute ceiling
+    provider_wait_seconds: float = 20.0
     default_ai_provider: str = "offline"
     default_search_provider: str = "offline"
     # Limits
@@ -193,6 +198,10 @@ class Settings:
             provider_read_timeout=r.float("PROVIDER_READ_TIMEOUT", 60.0, low=0.1, high=600),
             provider_max_retries=r.int("PROVIDER_MAX_RETRIES", 2, low=0, high=10),
             offline_ai_latency_ms=r.int("OFFLINE_AI_LATENCY_MS", 0, low=0, high=60_000),
+            provider_limits_spec=r.str("PROVIDER_LIMITS", "") or "",
+            provider_max_in_flight=r.int("PROVIDER_MAX_IN_FLIGHT", 32, low=1, high=1000),
+            provider_per_minute=r.int("PROVIDER_RPM", 0, low=0, high=1_000_000),
+            provider_wait_seconds=r.float("PROVIDER_WAIT_SECONDS", 20.0, low=0.1, high=600),
             default_ai_provider=r.choice("DEFAULT_AI_PROVIDER", "offline", AI_PROVIDERS),
             default_search_provider=r.choice("DEFAULT_SEARCH_PROVIDER", "offline", SEARCH_PROVIDERS),
             max_body_bytes=r.int("MAX_BODY_BYTES", 4_718_592, low=1024, high=1 << 30),
@@ -212,7 +221,16 @@ class Settings:
         settings._check_consistency()
         return settings
 
+    def provider_limits(self, name: str) -> Limits:
+        """The ceiling on calls in flight and per minute for one provider."""
+        default = Limits(self.provider_max_in_flight, self.provider_per_minute or None)
+        return parse_limits(self.provider_limits_spec, default).get(name, default)
+
     def _check_consistency(self) -> None:
+        try:
+            parse_limits(self.provider_limits_spec, Limits(1, None))
+        except ValueError as exc:
+            raise ConfigError(f"PROVIDER_LIMITS must look like 'openai=16/600,google=8', got {exc}") from None
         if self.step_safety_seconds >= self.function_max_duration:
             raise ConfigError("STEP_SAFETY_SECONDS must be smaller than FUNCTION_MAX_DURATION")
         for name, needed in (

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +65,15 @@ class ProviderRequest:
 
 
 class _BoundedRetry(Retry):
-    """urllib3's Retry that refuses long Retry-After waits and ignores garbled ones."""
+    """urllib3's Retry that refuses long Retry-After waits, ignores garbled ones, and tells
+    the provider's gate about every 429 it retries, so that other calls slow down too."""
+
+    on_rate_limited: Callable[[float | None], None] | None = None
+
+    def new(self, **kw: Any) -> Retry:
+        retry = super().new(**kw)
+        retry.on_rate_limited = self.on_rate_limited  # type: ignore[attr-defined]
+        return retry
 
     def get_retry_after(self, response: Any) -> float | None:
         try:
@@ -73,6 +82,8 @@ class _BoundedRetry(Retry):
             return None
 
     def increment(self, method: str | None = None, url: str | None = None, response: Any = None, **kw: Any) -> Retry:
+        if response is not None and response.status == 429 and self.on_rate_limited is not None:
+            self.on_rate_limited(self.get_retry_after(response))
         if response is not None and (self.get_retry_after(response) or 0) > MAX_RETRY_AFTER_WAIT:
             # With raise_on_status=False urllib3 hands this response back to `send`.
             reason = ResponseError("Retry-After too long to wait")
@@ -80,9 +91,9 @@ class _BoundedRetry(Retry):
         return super().increment(method, url, response=response, **kw)
 
 
-def build_retry(max_retries: int) -> Retry:
+def build_retry(max_retries: int, on_rate_limited: Callable[[float | None], None] | None = None) -> Retry:
     """The transport retry policy: bounded, backing off, POST included, final reply returned."""
-    return _BoundedRetry(
+    retry = _BoundedRetry(
         total=max_retries,
         connect=max_retries,
         # A read timeout has already spent the whole read budget (up to a minute for an
@@ -96,14 +107,16 @@ def build_retry(max_retries: int) -> Retry:
         respect_retry_after_header=True,
         raise_on_status=False,  # the last reply is classified by `send`, not by urllib3
     )
+    retry.on_rate_limited = on_rate_limited
+    return retry
 
 
-def build_session(settings: Settings) -> Session:
+def build_session(settings: Settings, on_rate_limited: Callable[[float | None], None] | None = None) -> Session:
     """A session with the retry policy mounted and a pool big enough for the batch threads."""
     session = requests.Session()
     adapter = HTTPAdapter(
-        max_retries=build_retry(settings.provider_max_retries),
-        pool_maxsize=max(10, settings.batch_concurrency),
+        max_retries=build_retry(settings.provider_max_retries, on_rate_limited),
+        pool_maxsize=max(10, settings.batch_concurrency, settings.provider_max_in_flight),
     )
     session.mount("https://", adapter)
     session.mount("http://", adapter)

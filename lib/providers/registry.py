@@ -14,7 +14,8 @@ from collections.abc import Callable
 from lib.errors import BadRequest
 from lib.providers.anthropic import AnthropicChat
 from lib.providers.azure import AzureOpenAIChat
-from lib.providers.base import AIProvider, SearchProvider
+from lib.providers.base import AIProvider, Completion, CompletionRequest, SearchProvider, SearchResult
+from lib.providers.gate import ProviderGate
 from lib.providers.canadaca import CanadaCaSearch
 from lib.providers.google import GoogleSearch
 from lib.providers.http import Session, build_session
@@ -38,13 +39,50 @@ _sessions: dict[tuple[str, Settings], Session] = {}
 _sessions_lock = threading.Lock()
 
 
+_gates: dict[tuple[str, Settings], ProviderGate] = {}
+
+
+def shared_gate(provider: str, settings: Settings) -> ProviderGate:
+    """The process's gate for a provider: every batch and chat in this instance shares it."""
+    key = (provider, settings)
+    with _sessions_lock:
+        if key not in _gates:
+            _gates[key] = ProviderGate(provider, settings.provider_limits(provider))
+        return _gates[key]
+
+
 def shared_session(provider: str, settings: Settings) -> Session:
     """The process's session for a provider, created on first use."""
     key = (provider, settings)
     with _sessions_lock:
         if key not in _sessions:
-            _sessions[key] = build_session(settings)
+            gate = _gates.get((provider, settings))
+            _sessions[key] = build_session(settings, gate.rate_limited if gate else None)
         return _sessions[key]
+
+
+class GatedAI:
+    """An AI provider whose calls pass through the provider's gate."""
+
+    def __init__(self, inner: AIProvider, gate: ProviderGate, wait_seconds: float):
+        self.inner, self.gate, self.wait_seconds = inner, gate, wait_seconds
+        self.name = inner.name
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        with self.gate.slot(self.wait_seconds):
+            return self.inner.complete(request)
+
+
+class GatedSearch:
+    """A search provider whose calls pass through the provider's gate."""
+
+    def __init__(self, inner: SearchProvider, gate: ProviderGate, wait_seconds: float):
+        self.inner, self.gate, self.wait_seconds = inner, gate, wait_seconds
+        self.name = inner.name
+
+    def search(self, query: str, lang: str, referring_url: str | None = None, limit: int = 5) -> list[SearchResult]:
+        with self.gate.slot(self.wait_seconds):
+            return self.inner.search(query, lang, referring_url, limit)
 
 
 def build_ai_provider(name: str, settings: Settings, session: Session | None = None) -> AIProvider:
@@ -52,7 +90,9 @@ def build_ai_provider(name: str, settings: Settings, session: Session | None = N
     _check(name, settings.configured_ai_providers(), field="aiProvider")
     if name == "offline":
         return OfflineAI(settings)
-    return AI_CLIENTS[name](settings, session or shared_session(name, settings))
+    gate = shared_gate(name, settings)
+    client = AI_CLIENTS[name](settings, session or shared_session(name, settings))
+    return GatedAI(client, gate, settings.provider_wait_seconds)
 
 
 def build_search_provider(name: str, settings: Settings, session: Session | None = None) -> SearchProvider:
@@ -60,7 +100,9 @@ def build_search_provider(name: str, settings: Settings, session: Session | None
     _check(name, settings.configured_search_providers(), field="searchProvider")
     if name == "offline":
         return OfflineSearch(settings)
-    return SEARCH_CLIENTS[name](settings, session or shared_session(name, settings))
+    gate = shared_gate(name, settings)
+    client = SEARCH_CLIENTS[name](settings, session or shared_session(name, settings))
+    return GatedSearch(client, gate, settings.provider_wait_seconds)
 
 
 def _check(name: str, configured: tuple[str, ...], *, field: str) -> None:

@@ -307,6 +307,7 @@ def test_the_registry_shares_one_session_per_provider_and_it_reaches_the_stub(st
     first = build_ai_provider("openai", settings)
     second = build_ai_provider("openai", settings)
 
-    assert first.session is second.session is shared_session("openai", settings)  # type: ignore[attr-defined]
-    assert shared_session("anthropic", settings) is not first.session  # type: ignore[attr-defined]
+    assert first.inner.session is second.inner.session is shared_session("openai", settings)  # type: ignore[attr-defined]
+    assert shared_session("anthropic", settings) is not first.inner.session  # type: ignore[attr-defined]
+    assert first.gate is second.gate  # type: ignore[attr-defined]
     assert first.complete(REQUEST).text.startswith("Stub answer to:")
