@@ -9,6 +9,7 @@
 set -euo pipefail
 
 VERCEL_VERSION=58.10.0
+UV_VERSION=0.13.9   # @vercel/python 6.56.2 (in that CLI) needs uv >= 0.9.25
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PREFIX="$ROOT/.tools/vercel"
 VENV="${VENV:-$ROOT/.venv}"
@@ -38,7 +39,7 @@ fi
 if [ -x "$VENV/bin/uv" ]; then
     echo "uv already in $VENV: $("$VENV/bin/uv" --version)"
 else
-    echo "installing uv into $VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check uv
+    echo "installing uv $UV_VERSION into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
     "$VENV/bin/uv" --version
 fi
