@@ -14,10 +14,14 @@ ALGORITHM = "HS256"
 BATCH_ROLES = (Role.ADMIN, Role.PARTNER)
 
 
-def issue_token(user_id: str, secret: str, *, ttl_seconds: int = 12 * 3600, now: float | None = None) -> str:
-    """A signed token for `user_id` (used by the local stack and tests)."""
+def issue_token(user_id: str, secret: str, *, ttl_seconds: int = 12 * 3600, now: float | None = None,
+                email: str | None = None) -> str:
+    """A signed token for `user_id` (used by the local stack and tests); `email` is shown by the page."""
     issued = int(now if now is not None else time.time())
-    return jwt.encode({"sub": user_id, "iat": issued, "exp": issued + ttl_seconds}, secret, algorithm=ALGORITHM)
+    claims: dict[str, object] = {"sub": user_id, "iat": issued, "exp": issued + ttl_seconds}
+    if email:
+        claims["email"] = email
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def verify_token(token: str, secret: str) -> str:

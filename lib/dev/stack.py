@@ -207,7 +207,7 @@ class Stack:
         for name, role in SEED_USERS.items():
             user = users.upsert(f"{name}@example.gc.ca", role)
             self.user_ids[name] = user.id
-            self.tokens[name] = issue_token(user.id, self.jwt_secret, ttl_seconds=7 * 24 * 3600)
+            self.tokens[name] = issue_token(user.id, self.jwt_secret, ttl_seconds=7 * 24 * 3600, email=user.email)
 
     def signin_url(self, name: str) -> str:
         # The token rides in the fragment: browsers never send it to a server.
