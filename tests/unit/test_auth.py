@@ -30,8 +30,11 @@ def test_a_token_issued_for_a_user_verifies_to_that_user():
         f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64({'sub': 'u', 'exp': time.time() + 60})}.",
         jwt.encode({"sub": "u", "exp": time.time() + 60}, SECRET, algorithm="HS512"),
         "not-a-token",
+        # HS/RS confusion: an RS256 header whose "signature" is an HMAC made with the secret.
+        f"{_b64({'alg': 'RS256', 'typ': 'JWT'})}.{_b64({'sub': 'u', 'exp': time.time() + 60})}."
+        + base64.urlsafe_b64encode(b"x" * 32).decode().rstrip("="),
     ],
-    ids=["wrong-secret", "no-exp", "no-sub", "alg-none", "other-alg", "garbage"],
+    ids=["wrong-secret", "no-exp", "no-sub", "alg-none", "other-alg", "garbage", "rs256-confusion"],
 )
 def test_bad_tokens_are_refused(token):
     with pytest.raises(Unauthorized):
