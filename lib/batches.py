@@ -13,7 +13,7 @@ from typing import Any
 from bson import ObjectId
 
 from lib.chat.redaction import redact
-from lib.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from lib.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, TooManyRequests
 from lib.models import Batch, BatchStatus, ItemStatus, User
 from lib.planning import chat_key_for, progress
 from lib.queue import StepQueue
@@ -181,8 +181,16 @@ class BatchService:
         if not batch.status.is_active or not self.store.cancel(oid, self.now()):
             raise Conflict(f"The batch is already {self.store.status_of(oid) or batch.status}.", code="BATCH_FINISHED")
         counts = self.store.count_by_status(oid)
+        now = self.now()
         self.store.finalise(oid, counts=counts, interactions=self.store.succeeded_interaction_ids(oid), status=None,
-                            now=self.now())
+                            now=now)
+        if counts.get(ItemStatus.PROCESSING.value):
+            # Should their step die, this step records the rows in flight once their lease is over.
+            try:
+                self.queue.publish_step(batch.id, 0, dedup_id=f"{batch.id}:settle:cancel",
+                                        delay_seconds=self.settings.step_lease_seconds + 1)
+            except ServiceUnavailable:
+                log.warning("batch=%s cancelled; the settle step could not be queued (the sweep will)", batch.id)
         return {"batchId": batch.id, "status": BatchStatus.CANCELLED.value}
 
     def results(self, user: User, batch_id: str | None) -> tuple[Batch, list[str], Iterator[dict[str, Any]]]:

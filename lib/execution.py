@@ -35,6 +35,11 @@ FLUSH_EVERY_SECONDS = 2.0
 # A thread still inside a provider call when the budget ends is left behind; the step
 # returns this long before the platform would kill it.
 RETURN_MARGIN_SECONDS = 2.0
+# A row's answer is recorded only this long before its claim's lease ends: after that,
+# another step may have claimed the row again.
+ANSWER_MARGIN_SECONDS = 5.0
+# Our own provider gate is full: the row waits this long, and no attempt is spent.
+BUSY_BACKOFF_SECONDS = 2.0
 
 
 @dataclass
@@ -114,6 +119,8 @@ class StepEngine:
 
     def _lease_not_taken(self, oid: ObjectId, message: StepMessage, now: datetime) -> StepOutcome:
         current = self.batches.get(str(oid))
+        if current is not None and current.status == BatchStatus.CANCELLED and current.completed_at is None:
+            return self.settle_cancelled(oid, now)
         if current is None or not current.status.is_active:
             return StepOutcome(message.batch_id, "nothing-to-do")
         if current.lease_until is not None and current.lease_until > now:
@@ -127,6 +134,24 @@ class StepEngine:
             return StepOutcome(message.batch_id, "lease-busy", seq=current.step_seq)
         # The lease was freed between our attempt and this read: let QStash redeliver.
         raise ServiceUnavailable("The step lease changed hands; retry.", code="LEASE_RACE")
+
+    def settle_cancelled(self, oid: ObjectId, now: datetime) -> StepOutcome:
+        """Record a cancelled batch's rows in flight: those whose step died are cancelled; recount."""
+        in_flight = self.batches.items_with_status(oid, ItemStatus.PROCESSING)
+        self.batches.cancel_abandoned_rows(in_flight, now)
+        counts = self.batches.count_by_status(oid)
+        self.batches.finalise(oid, counts=counts, interactions=self.batches.succeeded_interaction_ids(oid),
+                              status=None, now=now)
+        live = [i.lease_until for i in in_flight if i.lease_until is not None and i.lease_until > now]
+        if live:
+            schedule_settle(self.queue, str(oid), max(live), now)
+        return StepOutcome(str(oid), "settled")
+
+
+def schedule_settle(queue: StepQueue, batch_id: str, when: datetime, now: datetime) -> None:
+    """A step at `when` records a cancelled batch's rows still in flight (one per moment)."""
+    queue.publish_step(batch_id, 0, dedup_id=f"{batch_id}:settle:{int(when.timestamp())}",
+                       delay_seconds=max(1.0, (when - now).total_seconds() + 1))
 
 
 class _Step:
@@ -213,9 +238,15 @@ class _Step:
                     user=self.user,
                     override_user_id=self.batch.uploader_user_id if self.batch.apply_overrides else None,
                     interaction_id=item.interaction_id,
+                    answer_by=self.lease_until - timedelta(seconds=ANSWER_MARGIN_SECONDS),
                 )
             except UpstreamError as exc:
                 self.estimate.observe(time.monotonic() - row_started)
+                if exc.code == "PROVIDER_BUSY":
+                    # Throttled by our own gate: not the row's fault, so it costs no attempt.
+                    self._release(item, attempt - 1, ItemError(code=exc.code, message=exc.message, retryable=True),
+                                  BUSY_BACKOFF_SECONDS)
+                    return False
                 log.info("batch=%s row=%s attempt=%s provider=%s error=%s retryable=%s", self.batch.id,
                          item.row_index, attempt, exc.provider, exc.code, exc.retryable)
                 if not exc.retryable or attempt >= e.config.max_attempts:
@@ -277,7 +308,7 @@ class _Step:
     def _release(self, item: BatchItem, attempt: int, error: ItemError, backoff: float) -> None:
         e = self.e
         not_before = e.now() + timedelta(seconds=backoff)
-        if e.batches.release_for_retry(item.id, self.owner, error, not_before):
+        if e.batches.release_for_retry(item.id, self.owner, error, not_before, attempts=attempt):
             self.outcome.rows_retry_later += 1
             # A cancel that came while this row was in flight must not see it start again.
             if e.batches.status_of(self.oid) == BatchStatus.CANCELLED:
@@ -302,6 +333,8 @@ class _Step:
             e.batches.finalise(self.oid, counts=counts, interactions=e.batches.succeeded_interaction_ids(self.oid),
                                status=None, now=now)
             e.batches.release_lease(self.oid, self.owner, now)
+            if counts.get(ItemStatus.PROCESSING.value):
+                schedule_settle(e.queue, self.batch.id, self.lease_until, now)  # rows left running at the deadline
             self.outcome.action = "finalised"
             return self.outcome
         done = final_status(counts)

@@ -22,7 +22,8 @@ def sweep(services: Services) -> dict[str, Any]:
     now = services.now()
     stale_before = now - timedelta(seconds=services.settings.sweep_stale_seconds)
     kicked: list[str] = []
-    for batch in services.batch_store.active_batches():
+    waiting = services.batch_store.active_batches() + services.batch_store.unsettled_cancelled_batches()
+    for batch in waiting:
         lease_live = batch.lease_until is not None and batch.lease_until > now
         last_sign = batch.heartbeat_at or batch.updated_at
         if lease_live or last_sign > stale_before:

@@ -14,7 +14,7 @@ from bson import ObjectId
 
 from lib.chat.prompts import build_system_prompt, parse_answer
 from lib.chat.redaction import redact
-from lib.errors import BadRequest, NotFound
+from lib.errors import BadRequest, NotFound, UpstreamError
 from lib.models import PromptOverride, User
 from lib.providers.base import AIProvider, ChatTurn, CompletionRequest, SearchProvider, SearchResult
 from lib.store.chats import ChatStore, to_object_id
@@ -86,9 +86,12 @@ class ChatProcessingService:
         user: User,
         override_user_id: str | None,
         interaction_id: str | None = None,
+        answer_by: datetime | None = None,
     ) -> ChatResult:
         """Answer one message in the chat `chat_id` (a new chat when None).
 
+        `answer_by`: an answer that arrives later is not recorded (the caller has given up
+        on it, and another attempt may be running); a retryable `UpstreamError` instead.
         Raises `BadRequest` for an invalid message, `NotFound` for somebody else's chat,
         and `UpstreamError` (retryable or not) when a provider fails.
         """
@@ -125,6 +128,9 @@ class ChatProcessingService:
         completion = ai.complete(request)
         ai_ms = _ms_since(ai_started)
         parsed = parse_answer(completion.text)
+        if answer_by is not None and self.now() > answer_by:
+            raise UpstreamError(f"{ai.name} answered after the caller's deadline; the answer was dropped",
+                                provider=ai.name, retryable=True, code="ANSWER_TOO_LATE")
 
         doc = {
             "_id": interaction_oid,

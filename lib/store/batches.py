@@ -196,12 +196,33 @@ class BatchStore:
         with translate_errors():
             result = self.batches.update_one(
                 {"_id": batch_id, "status": {"$in": _ACTIVE}},
-                {"$set": {"status": BatchStatus.CANCELLED.value, "cancelledAt": now, "completedAt": now, "updatedAt": now}},
+                {"$set": {"status": BatchStatus.CANCELLED.value, "cancelledAt": now, "updatedAt": now}},
             )
             if result.modified_count == 0:
                 return False
             self.cancel_pending_items(batch_id, now)
         return True
+
+    def cancel_abandoned_rows(self, items: Sequence[BatchItem], now: datetime) -> int:
+        """Rows of a cancelled batch left `processing` past their lease (their step died) are cancelled."""
+        ops = [
+            UpdateOne(
+                {"_id": ObjectId(i.id), "status": ItemStatus.PROCESSING.value, "leaseUntil": {"$lte": now}},
+                {"$set": {"status": ItemStatus.CANCELLED.value, "claimId": None, "leaseUntil": None, "finishedAt": now}},
+            )
+            for i in items
+            if i.lease_until is None or i.lease_until <= now
+        ]
+        if not ops:
+            return 0
+        with translate_errors():
+            return self.items.bulk_write(ops, ordered=False).modified_count
+
+    def unsettled_cancelled_batches(self) -> list[Batch]:
+        """Cancelled batches whose rows in flight are not all recorded yet (for the sweep)."""
+        with translate_errors():
+            docs = self.batches.find({"status": BatchStatus.CANCELLED.value, "completedAt": None}, {"interactions": 0})
+        return [Batch.from_doc(d) for d in docs]
 
     def cancel_pending_items(self, batch_id: ObjectId, now: datetime) -> int:
         with translate_errors():
@@ -259,7 +280,8 @@ class BatchStore:
             )
         return result.modified_count == 1
 
-    def release_for_retry(self, item_id: str, claim_id: str, error: ItemError, not_before: datetime) -> bool:
+    def release_for_retry(self, item_id: str, claim_id: str, error: ItemError, not_before: datetime, *,
+                          attempts: int) -> bool:
         """Send the row back to `pending` after a retryable failure."""
         with translate_errors():
             result = self.items.update_one(
@@ -270,6 +292,7 @@ class BatchStore:
                         "claimId": None,
                         "leaseUntil": None,
                         "notBefore": not_before,
+                        "attempts": attempts,
                         "error": error.model_dump(),
                     }
                 },

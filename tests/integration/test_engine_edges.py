@@ -1,0 +1,123 @@
+"""The step engine's edge cases, driven step by step with a recording queue (the port's fake)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from bson import ObjectId
+
+from lib.errors import UpstreamError
+from lib.queue import StepMessage
+from lib.services import Services, build_services
+from lib.settings import Settings
+from lib.upload import UploadedForm
+from tests.support.provider_stub import Fault, ProviderStub
+from tests.support.recording_queue import RecordingQueue
+
+
+def make_services(env: dict[str, str], queue: RecordingQueue, **changes: str) -> Services:
+    return build_services(Settings.from_env({**env, **changes}), queue=queue)
+
+
+def create(services: Services, user, questions: list[str], **fields: str) -> str:
+    content = ("QUESTION\n" + "\n".join(questions) + "\n").encode()
+    form = UploadedForm(fields={"batchName": "edge", "lang": "en", "aiProvider": "openai", "searchProvider": "offline",
+                                **fields}, file_name="q.csv", file_data=content)
+    return services.batches.create(user, form)["batchId"]
+
+
+def drain(services: Services, queue: RecordingQueue, limit: int = 50) -> None:
+    """Deliver every published step, after its delay, until the queue is empty."""
+    for _ in range(limit):
+        messages = queue.take()
+        if not messages:
+            return
+        for message in messages:
+            time.sleep(min(message.delay_seconds, 10))
+            services.engine.run_step(StepMessage(message.batch_id, message.seq))
+    raise AssertionError("the steps did not settle")
+
+
+def item_docs(services: Services, batch_id: str) -> list[dict]:
+    return sorted(services.store.batch_items.find({"batchId": ObjectId(batch_id)}), key=lambda d: d["rowIndex"])
+
+
+def test_a_row_that_finishes_after_its_cancelled_batchs_step_returned_is_still_counted(env, queue, users, stub):
+    # A 3 s step budget, a 4 s return deadline, and one answer that takes 5 s.
+    services = make_services(env, queue, FUNCTION_MAX_DURATION="6", STEP_SAFETY_SECONDS="3")
+    stub.latency = 5.0
+    batch_id = create(services, users["partner"], ["A slow question about passports?"])
+    queue.take()
+    step = threading.Thread(target=services.engine.run_step, args=(StepMessage(batch_id, 0),))
+    step.start()
+    time.sleep(1.0)
+
+    services.batches.cancel(users["partner"], batch_id)
+    step.join(timeout=10)  # returns at its deadline, the row still in flight
+    assert services.store.batch_items.find_one({"batchId": ObjectId(batch_id)})["status"] == "processing"
+    time.sleep(4.5)  # the row's answer arrives and is recorded by its (left-behind) thread
+    drain(services, queue)  # the settle step the cancel scheduled
+
+    batch = services.batch_store.get(batch_id)
+    assert item_docs(services, batch_id)[0]["status"] == "succeeded"
+    assert batch.status.value == "cancelled" and batch.processed_items == 1 and batch.completed_at is not None
+
+
+def test_a_cancelled_batchs_row_whose_step_died_is_cancelled_when_its_lease_is_over(env, queue, users):
+    services = make_services(env, queue)
+    batch_id = create(services, users["partner"], ["First?", "Second?"])
+    queue.take()
+    oid = ObjectId(batch_id)
+    past = datetime.now(timezone.utc) - timedelta(seconds=5)
+    services.store.batch_items.update_one({"batchId": oid, "rowIndex": 0},
+                                          {"$set": {"status": "processing", "claimId": "dead", "leaseUntil": past}})
+    services.batches.cancel(users["partner"], batch_id)
+    assert services.batch_store.get(batch_id).completed_at is None  # a row is still in flight
+
+    services.engine.run_step(StepMessage(batch_id, 0))
+
+    batch = services.batch_store.get(batch_id)
+    assert [d["status"] for d in item_docs(services, batch_id)] == ["cancelled", "cancelled"]
+    assert batch.cancelled_items == 2 and batch.completed_at is not None
+
+
+def test_an_answer_that_arrives_after_the_callers_deadline_is_not_recorded(services, users):
+    with pytest.raises(UpstreamError) as info:
+        services.chat.process_message(
+            chat_id=None, user_message="How do I renew my passport?", lang="en", selected_ai="openai",
+            selected_search="offline", referring_url=None, user=users["partner"], override_user_id=None,
+            interaction_id=str(ObjectId()), answer_by=datetime.now(timezone.utc) - timedelta(seconds=1),
+        )
+    assert info.value.code == "ANSWER_TOO_LATE" and info.value.retryable
+    assert services.store.interactions.count_documents({}) == 0
+
+
+def test_rows_held_back_by_our_own_provider_gate_spend_no_attempt(env, queue, users, stub):
+    services = make_services(env, queue, PROVIDER_LIMITS="openai=1", PROVIDER_WAIT_SECONDS="0.2", MAX_ATTEMPTS="1")
+    stub.latency = 0.5
+    batch_id = create(services, users["partner"], [f"Question {n} about EI?" for n in range(6)], concurrency="4")
+
+    drain(services, queue)
+
+    items = item_docs(services, batch_id)
+    assert [i["status"] for i in items] == ["succeeded"] * 6
+    assert all(i["attempts"] == 1 for i in items)
+    assert services.batch_store.get(batch_id).status.value == "processed"
+    assert stub.max_in_flight == 1
+
+
+def test_a_retryable_failure_waits_out_its_backoff_in_a_later_step(env, queue, users, stub):
+    services = make_services(env, queue, FUNCTION_MAX_DURATION="6", STEP_SAFETY_SECONDS="4.5")
+    stub.enqueue(Fault.status(429, retry_after=30))  # longer than the step: the row is rescheduled
+    batch_id = create(services, users["partner"], ["Rate limited question?"])
+    queue.take()
+
+    services.engine.run_step(StepMessage(batch_id, 0))
+
+    item = item_docs(services, batch_id)[0]
+    follow_up = queue.take()
+    assert item["status"] == "pending" and item["attempts"] == 1 and item["error"]["code"] == "PROVIDER_RATE_LIMITED"
+    assert len(follow_up) == 1 and follow_up[0].delay_seconds >= 20
