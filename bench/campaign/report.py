@@ -1,0 +1,123 @@
+"""The campaign's summary table (plain text, fixed width)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+from bench.campaign.runner import CampaignReport
+
+WIDTH = 78
+
+
+def format_report(report: CampaignReport) -> str:
+    c = report.config
+    lines = [
+        "=" * WIDTH,
+        f"Fault campaign  seed={c.seed}  batches={c.batches}  rows<={c.max_rows}  "
+        f"wall {report.wall_seconds:.0f} s (deadline {c.deadline_seconds:.0f} s)",
+        "=" * WIDTH,
+        *_faults(report),
+        "-" * WIDTH,
+        *_batches(report),
+        "-" * WIDTH,
+        *_outcome(report),
+        "=" * WIDTH,
+    ]
+    return "\n".join(lines)
+
+
+def _row(label: str, campaign: object = "", server: object = "", note: str = "") -> str:
+    return f"{label:<34}{campaign!s:>10}{server!s:>12}  {note}".rstrip()
+
+
+def _faults(report: CampaignReport) -> list[str]:
+    p, q, c = report.provider_faults, report.queue_stats, report.config
+    ai = p.get("ai requests", 0)
+    qf = c.queue_faults
+
+    def share(kind: str) -> str:
+        return f"{100 * p.get(kind, 0) / ai:.1f} % of {ai} AI requests" if ai else ""
+
+    windows = ", ".join(f"{w.start:.0f}-{w.end:.0f}s" for w in report.schedule.search_outages)
+    kills = [e for e in report.events if e.kind == "app-kill"]
+    stops = [e for e in report.events if e.kind == "db-stop"]
+    acked = sum(1 for x in report.cancels if x.status == 200)
+    return [
+        _row("Faults injected", "campaign", "dev server"),
+        _row("  AI provider 5xx", p.get("ai 5xx", 0), note=share("ai 5xx")),
+        _row("  AI provider 429 + Retry-After", p.get("ai 429 retry-after", 0), note=share("ai 429 retry-after")),
+        _row("  AI provider read timeout", p.get("ai read timeout", 0), note=share("ai read timeout")),
+        _row("  AI provider malformed reply", p.get("ai malformed reply", 0), note=share("ai malformed reply")),
+        _row("  search outage (503 replies)", p.get("search outage 503", 0),
+             note=f"of {p.get('search requests', 0)} search requests; windows {windows}"),
+        _row("  queue: duplicate deliveries", "on" if qf.duplicate else "off", q.get("duplicated", "?")),
+        _row("  queue: dropped deliveries", f"{qf.drop_rate:.0%}", q.get("dropped", "?")),
+        _row("  queue: delayed/reordered", f"<={qf.latency_ms + qf.jitter_ms:.0f}ms", q.get("deliveryAttempts", "?"),
+             "delivery attempts, each delayed by a random jitter"),
+        _row("  queue: failed attempts (non-2xx)", "", q.get("failedAttempts", "?"),
+             f"dead-lettered: {q.get('dlq', '?')}, deduplicated publishes: {q.get('deduplicated', '?')}"),
+        _row("  app server SIGKILL + restart", len(kills), note=_downtimes(kills)),
+        _row("  database stop + restart", len(stops), note=_downtimes(stops)),
+        _row("  cancels", f"{acked}/{len(report.cancels)}", note="acknowledged / requested (409: already done)"),
+        _row("  uploads while others ran", report.uploads_while_running, note=f"of {len(report.uploads)} uploads"),
+        *[f"  skipped: {s}" for s in report.skipped_faults],
+    ]
+
+
+def _downtimes(events: list) -> str:
+    down = [e.back - e.started for e in events if e.back is not None]
+    return f"down {min(down):.1f}-{max(down):.1f} s" if down else ""
+
+
+def _batches(report: CampaignReport) -> list[str]:
+    statuses = Counter(c.status for c in report.checks)
+    rows = report.rows
+    lines = [
+        "Batches by final status   " + ", ".join(f"{s} {n}" for s, n in sorted(statuses.items())),
+        f"Rows                      {sum(rows.values())}  (" + ", ".join(f"{s} {n}" for s, n in
+                                                                         sorted(rows.items())) + ")",
+        "",
+        f"  {'batch':<10}{'file':<5}{'rows':>5} {'conv':>5} {'ai/search':<20}{'status':<22}{'ok':>5}{'fail':>5}"
+        f"{'canc':>5}",
+    ]
+    specs = {s.name: s for s in report.schedule.batches}
+    for check in report.checks:
+        spec = specs.get(check.name)
+        conv = spec.conversations if spec else "?"
+        kind = spec.file_type if spec else "?"
+        providers = f"{spec.ai_provider}/{spec.search_provider}" if spec else "?"
+        flag = "" if check.ok else "  <-- " + check.violations[0]
+        lines.append(f"  {check.name:<10}{kind:<5}{check.total:>5} {conv:>5} {providers:<20}{check.status:<22}"
+                     f"{check.rows['succeeded']:>5}{check.rows['failed']:>5}{check.rows['cancelled']:>5}{flag}")
+    if report.abandoned_creations:
+        lines.append(f"  (+{report.abandoned_creations} creations abandoned midway, invisible to users)")
+    return lines
+
+
+def _outcome(report: CampaignReport) -> list[str]:
+    recoveries = [e.recovery_seconds for e in report.events if e.recovery_seconds is not None]
+    unmeasured = sum(1 for e in report.events if e.recovery_seconds is None)
+    ttr = (f"median {statistics.median(recoveries):.1f} s, max {max(recoveries):.1f} s (n={len(recoveries)})"
+           if recoveries else "n/a")
+    if unmeasured:
+        ttr += f"; {unmeasured} with no later progress (nothing left to run)"
+    stray = sum(c.stray_interactions for c in report.checks)
+    violations = report.violations
+    lines = [
+        _row("Rows lost", report.lost, note="must be 0"),
+        _row("Duplicates", report.duplicates, note="must be 0"),
+        _row("Rows started after cancel ack", report.started_after_cancel, note="must be 0"),
+        _row("Invariant violations", len(violations), note="must be 0"),
+        _row("Longest stretch with no live step", f"{report.longest_quiet.seconds:.1f} s",
+             note=f"limit {report.config.no_live_step_limit:.0f} s (sweep every {report.config.sweep_interval:.0f} s)"),
+        _row("Steps re-published by the sweep", report.sweep_kicks, note="(from the app's log)"),
+        f"Time to recovery (fault -> next row finished): {ttr}",
+    ]
+    if stray:
+        lines.append(f"(info) rows recorded failed or cancelled whose answer was written anyway: {stray}")
+    lines += [f"  ! {v}" for v in violations[:30]]
+    if len(violations) > 30:
+        lines.append(f"  ! ... and {len(violations) - 30} more")
+    lines.append(f"RESULT: {'PASS' if report.ok else 'FAIL'}    (logs: {report.data_dir / 'logs'})")
+    return lines
