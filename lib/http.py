@@ -76,16 +76,7 @@ class Call:
         mimetype = self.request.mimetype
         if mimetype and mimetype != "application/json":
             raise UnsupportedMediaType("Send the body as application/json.", code="UNSUPPORTED_CONTENT_TYPE")
-        raw = self.read_body()
-        if not raw.strip():
-            raise BadRequest("The request body is empty; send a JSON object.", code="INVALID_JSON")
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise BadRequest(f"The request body is not valid JSON: {exc.__class__.__name__}.", code="INVALID_JSON") from exc
-        if not isinstance(data, dict):
-            raise BadRequest("The request body must be a JSON object.", code="INVALID_JSON")
-        return data
+        return parse_json_object(self.read_body(), code="INVALID_JSON")
 
     def query(self, name: str) -> str | None:
         value = self.request.args.get(name)
@@ -97,6 +88,24 @@ class Call:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Send an Authorization: Bearer <token> header.", code="MISSING_TOKEN")
         return token.strip()
+
+
+def parse_json_object(raw: bytes, *, code: str) -> dict[str, Any]:
+    """A JSON object from a raw body; `BadRequest(code)` for anything else.
+
+    Refused too: nesting too deep for the parser, and strings that cannot be stored
+    (lone surrogates such as "\\ud800" decode fine but do not encode to UTF-8 or BSON).
+    """
+    if not raw.strip():
+        raise BadRequest("The request body is empty; send a JSON object.", code=code)
+    try:
+        data = json.loads(raw)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeDecodeError, UnicodeEncodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc.__class__.__name__}.", code=code) from exc
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.", code=code)
+    return data
 
 
 def iter_body(request: Request, limit: int) -> Iterator[bytes]:
@@ -159,7 +168,8 @@ class Endpoint:
 
     def _respond(self, call: Call) -> Response:
         try:
-            if call.request.method not in self.methods:
+            head_of_get = call.request.method == "HEAD" and "GET" in self.methods  # werkzeug sends no body
+            if call.request.method not in self.methods and not head_of_get:
                 if call.request.method == "OPTIONS":
                     return Response(status=204, headers={"Allow": ", ".join(self.methods)})
                 raise MethodNotAllowed(self.methods)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jwt
+from bson import ObjectId
 from qstash import QStash
 
 from lib.errors import BadRequest, ServiceUnavailable, Unauthorized
@@ -100,8 +101,8 @@ def parse_step_message(payload: dict[str, Any]) -> StepMessage:
     """The step message in a verified body. Raises `BadRequest` for a wrong shape."""
     batch_id = payload.get("batchId")
     seq = payload.get("seq", 0)
-    if not isinstance(batch_id, str) or not batch_id:
-        raise BadRequest("The step message needs a batchId string.", code="INVALID_STEP_MESSAGE")
+    if not isinstance(batch_id, str) or not ObjectId.is_valid(batch_id):
+        raise BadRequest("The step message needs a batchId that is an ObjectId.", code="INVALID_STEP_MESSAGE")
     if not isinstance(seq, int) or isinstance(seq, bool):
         raise BadRequest("The step message's seq must be an integer.", code="INVALID_STEP_MESSAGE")
     return StepMessage(batch_id=batch_id, seq=seq)

@@ -6,7 +6,6 @@ Each `Endpoint` here is what an `api/` file exposes as `app`.
 from __future__ import annotations
 
 import hmac
-import json
 import tempfile
 from typing import Any
 
@@ -14,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from lib.auth import BATCH_ROLES, authenticate, require_role
 from lib.errors import BadRequest, Unauthorized
-from lib.http import Call, Endpoint, iter_body, json_response
+from lib.http import Call, Endpoint, iter_body, json_response, parse_json_object
 from lib.models import User
 from lib.queue import SIGNATURE_HEADER, parse_step_message, verify_signature
 from lib.services import get_services
@@ -118,8 +117,9 @@ def _drain(fileobj: Any, chunk: int = 64 * 1024):
 
 def cancel_batch_handler(call: Call) -> Response:
     batch_id = call.query("batchId")
-    if batch_id is None and call.request.content_length:
-        body = call.json_body()
+    raw = b"" if batch_id is not None else call.read_body()  # chunked bodies have no Content-Length
+    if raw.strip():
+        body = parse_json_object(raw, code="INVALID_JSON")
         batch_id = body.get("batchId")
         if batch_id is not None and not isinstance(batch_id, str):
             raise BadRequest("batchId must be a string.", code="INVALID_BATCH_ID", details={"field": "batchId"})
@@ -146,12 +146,7 @@ def process_step_handler(call: Call) -> Response:
         settings.process_step_url,
         (settings.qstash_current_signing_key, settings.qstash_next_signing_key),
     )
-    try:
-        payload = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest("The step message is not JSON.", code="INVALID_STEP_MESSAGE") from exc
-    if not isinstance(payload, dict):
-        raise BadRequest("The step message must be a JSON object.", code="INVALID_STEP_MESSAGE")
+    payload = parse_json_object(raw, code="INVALID_STEP_MESSAGE")
     message = parse_step_message(payload)
     call.log_fields.update(batch=message.batch_id, retried=call.request.headers.get("Upstash-Retried", "0"))
     outcome = services.engine.run_step(message)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import gc
 import io
 import re
+import sys
+import traceback
 import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import openpyxl
+from openpyxl.cell.read_only import EMPTY_CELL
 
 from lib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -100,7 +104,8 @@ def parse_upload(
     """
     file_type = detect_file_type(data, filename)
     if file_type == "xlsx":
-        with _first_sheet(data) as records:
+        # One column past the limit is enough to tell that a sheet is too wide.
+        with _first_sheet(data, max_columns + 1) as records:
             return _build_table("xlsx", records, max_rows, max_columns, max_cell_chars)
     records = _csv_records(_decode_text(data))
     return _build_table("csv", records, max_rows, max_columns, max_cell_chars)
@@ -207,41 +212,89 @@ def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
 
 
 @contextlib.contextmanager
-def _first_sheet(data: bytes) -> Iterator[Iterator[tuple[int, list[str]]]]:
-    """Open the workbook and give the (row number, cells) of its first sheet; closes it after."""
+def _first_sheet(data: bytes, max_columns: int) -> Iterator[Iterator[tuple[int, list[str]]]]:
+    """Open the workbook and give the (row number, cells) of its first sheet; closes it after.
+
+    Cells right of column `max_columns` are never read.
+    """
     _check_zip(data)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it skips
-            workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types (KeyError, ValueError, XML errors) on bad files
-        raise _unreadable("The file could not be read as an Excel workbook.") from exc
-    try:
-        yield _sheet_records(workbook.worksheets[0]) if workbook.worksheets else iter(())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it skips
+                workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        except Exception as exc:  # openpyxl raises many types (KeyError, ValueError, XML errors) on bad files
+            raise _unreadable("The file could not be read as an Excel workbook.") from _without_frames(exc)
+        try:
+            yield _sheet_records(workbook.worksheets[0], max_columns) if workbook.worksheets else iter(())
+        finally:
+            workbook.close()
     finally:
-        workbook.close()
+        _collect_xml_parsers()
 
 
-def _sheet_records(sheet: ReadOnlyWorksheet) -> Iterator[tuple[int, list[str]]]:
+def _sheet_records(sheet: ReadOnlyWorksheet, max_columns: int) -> Iterator[tuple[int, list[str]]]:
+    """(row number, cells) of every row, blank ones included, as the CSV reader gives them."""
     sheet.reset_dimensions()  # else a wrong <dimension> pads every row to its width
-    rows = sheet.iter_rows(values_only=True)
-    row_number = 0
+    # At most `max_columns` cells a row: openpyxl pads a row out to its last cell, so rows
+    # that each hold one empty cell in column XFD would otherwise cost 16,384 cells apiece.
+    rows = sheet.iter_rows(values_only=True, max_col=max_columns)
+    row_number, header_seen = 0, False
     while True:
         try:
             values = next(rows)
         except StopIteration:
             return
         except Exception as exc:  # a malformed sheet fails while it is being streamed
-            raise _unreadable(f"The first sheet could not be read after row {row_number}.") from exc
+            raise _unreadable(f"The first sheet could not be read after row {row_number}.") from _without_frames(exc)
         row_number += 1
-        yield row_number, [_cell_text(value) for value in values]
+        # Trailing empty cells dropped; a blank row (openpyxl makes one up for every row
+        # missing from the XML too) is told at C speed.
+        end = 0 if values.count(None) == len(values) else len(values)
+        while end and values[end - 1] is None:
+            end -= 1
+        cells = [_cell_text(value) for value in values[:end]]
+        if not header_seen and any(map(_clean, cells)):
+            # The header's empty cells count (a formatted header cell is in the file): the
+            # cells of a data row under them are not past the header.
+            header_seen = True
+            cells += [""] * (_width_in_file(sheet, row_number, max_columns) - len(cells))
+        yield row_number, cells
+
+
+def _width_in_file(sheet: ReadOnlyWorksheet, row_number: int, max_columns: int) -> int:
+    """The cells row `row_number` has in the file, empty ones included, up to `max_columns`."""
+    try:
+        for cells in sheet.iter_rows(min_row=row_number, max_row=row_number, max_col=max_columns):
+            return max((i + 1 for i, cell in enumerate(cells) if cell is not EMPTY_CELL), default=0)
+    except Exception as exc:  # as in _sheet_records
+        raise _unreadable(f"The first sheet could not be read at row {row_number}.") from _without_frames(exc)
+    return 0
+
+
+# CPython before 3.12.2 crashes at interpreter exit when it frees an XML parser that met
+# a parse error (python/cpython#111784), and openpyxl leaves its parsers in reference
+# cycles, so free them here, while the interpreter is whole.
+_COLLECT_XML_PARSERS = sys.version_info < (3, 12, 2)
+
+
+def _without_frames(exc: BaseException) -> BaseException:
+    """`exc`, its traceback's frames cleared: they hold the parser in a cycle with `exc`."""
+    traceback.clear_frames(exc.__traceback__)
+    return exc
+
+
+def _collect_xml_parsers() -> None:
+    if _COLLECT_XML_PARSERS:
+        gc.collect()
 
 
 def _check_zip(data: bytes) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    # NotImplementedError: a damaged header that asks for a zip version zipfile lacks.
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, ValueError, EOFError) as exc:
         raise _unreadable("The file is a damaged or incomplete workbook.") from exc
     total = sum(member.file_size for member in members)
     bomb = any(
