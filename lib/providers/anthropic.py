@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from lib.providers.base import Completion, CompletionRequest
-from lib.providers.http import ProviderRequest, Session, bad_reply, send, timeout_of
+from lib.providers.http import ProviderRequest, Session, bad_reply, send_call, token_count
 from lib.settings import Settings
 
 NAME = "anthropic"
@@ -61,13 +61,10 @@ def parse_response(payload: Any, *, fallback_model: str = "unknown") -> Completi
     return Completion(
         text=text,
         model=model if isinstance(model, str) and model else fallback_model,
-        input_tokens=_count(usage.get("input_tokens")),
-        output_tokens=_count(usage.get("output_tokens")),
+        input_tokens=token_count(usage.get("input_tokens")),
+        output_tokens=token_count(usage.get("output_tokens")),
     )
 
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and value >= 0 else 0
 
 
 class AnthropicChat:
@@ -82,13 +79,5 @@ class AnthropicChat:
     def complete(self, request: CompletionRequest) -> Completion:
         """Answer the conversation. Raises `UpstreamError`."""
         call = build_request(self.settings, request)
-        payload = send(
-            self.session,
-            call.method,
-            call.url,
-            provider=self.name,
-            headers=call.headers,
-            json=call.json,
-            timeout=timeout_of(self.settings),
-        )
+        payload = send_call(self.session, call, provider=self.name, settings=self.settings)
         return parse_response(payload, fallback_model=self.settings.anthropic_model)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from lib.providers import openai
 from lib.providers.base import Completion, CompletionRequest
-from lib.providers.http import ProviderRequest, Session, send, timeout_of
+from lib.providers.http import ProviderRequest, Session, send_call
 from lib.settings import Settings
 
 NAME = "azure"
@@ -47,14 +47,5 @@ class AzureOpenAIChat:
     def complete(self, request: CompletionRequest) -> Completion:
         """Answer the conversation. Raises `UpstreamError`."""
         call = build_request(self.settings, request)
-        payload = send(
-            self.session,
-            call.method,
-            call.url,
-            provider=self.name,
-            headers=call.headers,
-            json=call.json,
-            params=call.params,
-            timeout=timeout_of(self.settings),
-        )
+        payload = send_call(self.session, call, provider=self.name, settings=self.settings)
         return parse_response(payload, fallback_model=self.settings.azure_openai_deployment or "unknown")

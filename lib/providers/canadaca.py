@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from lib.providers.base import SearchResult
-from lib.providers.http import ProviderRequest, Session, bad_reply, send, timeout_of
+from lib.providers.http import ProviderRequest, Session, bad_reply, send_call
 from lib.settings import Settings
 
 NAME = "canadaca"
@@ -64,13 +64,5 @@ class CanadaCaSearch:
     def search(self, query: str, lang: str, referring_url: str | None = None, limit: int = 5) -> list[SearchResult]:
         """Search canada.ca for pages answering `query`. Raises `UpstreamError`."""
         call = build_request(self.settings, query, lang, limit)
-        payload = send(
-            self.session,
-            call.method,
-            call.url,
-            provider=self.name,
-            headers=call.headers,
-            params=call.params,
-            timeout=timeout_of(self.settings),
-        )
+        payload = send_call(self.session, call, provider=self.name, settings=self.settings)
         return parse_response(payload)[:limit]

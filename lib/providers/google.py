@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from lib.providers.base import SearchResult
-from lib.providers.http import ProviderRequest, Session, bad_reply, send, timeout_of
+from lib.providers.http import ProviderRequest, Session, bad_reply, send_call
 from lib.settings import Settings
 
 NAME = "google"
@@ -65,13 +65,5 @@ class GoogleSearch:
     def search(self, query: str, lang: str, referring_url: str | None = None, limit: int = 5) -> list[SearchResult]:
         """Search for pages answering `query` (the referring URL plays no part). Raises `UpstreamError`."""
         call = build_request(self.settings, query, lang, limit)
-        payload = send(
-            self.session,
-            call.method,
-            call.url,
-            provider=self.name,
-            headers=call.headers,
-            params=call.params,
-            timeout=timeout_of(self.settings),
-        )
+        payload = send_call(self.session, call, provider=self.name, settings=self.settings)
         return parse_response(payload)[:limit]

@@ -175,6 +175,17 @@ def send(
     return _classify(response, provider, _secrets_of(headers, params))
 
 
+def send_call(session: Session, call: ProviderRequest, *, provider: str, settings: Settings) -> Any:
+    """`send` for a request built by a client's `build_request`, with the settings' timeouts."""
+    return send(session, call.method, call.url, provider=provider, headers=call.headers, json=call.json,
+                params=call.params, timeout=timeout_of(settings))
+
+
+def token_count(value: Any) -> int:
+    """A token count from a reply; accounting, not content, so a missing one is 0, not a bad reply."""
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
 def _classify(response: requests.Response, provider: str, secrets: list[str]) -> Any:
     """Turn a final reply into its JSON body or the matching `UpstreamError`."""
     status = response.status_code

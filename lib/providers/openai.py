@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from lib.providers.base import Completion, CompletionRequest
-from lib.providers.http import ProviderRequest, Session, bad_reply, send, timeout_of
+from lib.providers.http import ProviderRequest, Session, bad_reply, send_call, token_count
 from lib.settings import Settings
 
 NAME = "openai"
@@ -54,14 +54,10 @@ def parse_response(payload: Any, *, provider: str = NAME, fallback_model: str = 
     return Completion(
         text=content,
         model=model if isinstance(model, str) and model else fallback_model,
-        input_tokens=_count(usage.get("prompt_tokens")),
-        output_tokens=_count(usage.get("completion_tokens")),
+        input_tokens=token_count(usage.get("prompt_tokens")),
+        output_tokens=token_count(usage.get("completion_tokens")),
     )
 
-
-def _count(value: Any) -> int:
-    # Token counts are accounting, not content: a missing one is 0, not a bad reply.
-    return value if isinstance(value, int) and value >= 0 else 0
 
 
 class OpenAIChat:
@@ -76,13 +72,5 @@ class OpenAIChat:
     def complete(self, request: CompletionRequest) -> Completion:
         """Answer the conversation. Raises `UpstreamError`."""
         call = build_request(self.settings, request)
-        payload = send(
-            self.session,
-            call.method,
-            call.url,
-            provider=self.name,
-            headers=call.headers,
-            json=call.json,
-            timeout=timeout_of(self.settings),
-        )
+        payload = send_call(self.session, call, provider=self.name, settings=self.settings)
         return parse_response(payload, provider=self.name, fallback_model=self.settings.openai_model)

@@ -12,7 +12,7 @@ import pytest
 from bson import ObjectId
 
 from tests.support.live_app import LiveApp
-from tests.support.provider_stub import Fault, ProviderStub
+from tests.support.provider_stub import Fault
 
 
 def read_sample(samples_dir, name: str) -> bytes:
