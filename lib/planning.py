@@ -28,11 +28,14 @@ class Plan:
 
 
 def plan_runnable(pending: Iterable[BatchItem], in_flight: Iterable[BatchItem], now: datetime) -> Plan:
-    """Group pending rows into conversations, in order of each conversation's first row.
+    """Group pending rows into conversations: longest first, then by first row.
 
-    A conversation is left out while one of its rows is in flight (its order must
-    hold). Inside a conversation, rows run in row order, so a row that is waiting out a
-    backoff (`not_before` in the future) holds back the rows after it.
+    Longest first (the classic LPT rule) keeps a long conversation that sits late in the
+    file from becoming the batch's tail: the makespan approaches max(longest
+    conversation, rows / concurrency). A conversation is left out while one of its rows
+    is in flight (its order must hold). Inside a conversation, rows run in row order, so
+    a row that is waiting out a backoff (`not_before` in the future) holds back the rows
+    after it.
     """
     busy = {item.chat_key for item in in_flight}
     by_key: dict[str, list[BatchItem]] = {}
@@ -47,7 +50,7 @@ def plan_runnable(pending: Iterable[BatchItem], in_flight: Iterable[BatchItem], 
             waiting_until = head.not_before if waiting_until is None else min(waiting_until, head.not_before)
             continue
         conversations.append(Conversation(chat_key=key, rows=rows))
-    conversations.sort(key=lambda c: c.rows[0].row_index)
+    conversations.sort(key=lambda c: (-len(c.rows), c.rows[0].row_index))
     return Plan(conversations=conversations, waiting_until=waiting_until)
 
 

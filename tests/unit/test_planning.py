@@ -24,12 +24,13 @@ def item(row: int, key: str, *, status: ItemStatus = ItemStatus.PENDING, not_bef
     )
 
 
-def test_conversations_are_planned_in_order_of_their_first_row_with_turns_in_row_order():
-    pending = [item(3, "label:a"), item(0, "label:a"), item(1, "row:1"), item(2, "label:b"), item(4, "label:b")]
+def test_longer_conversations_are_planned_first_then_by_first_row_with_turns_in_row_order():
+    pending = [item(3, "label:a"), item(0, "label:a"), item(1, "row:1"), item(2, "label:b"), item(4, "label:b"),
+               item(5, "row:5"), item(6, "label:c"), item(7, "label:c"), item(8, "label:c")]
     plan = plan_runnable(pending, [], NOW)
-    assert [c.chat_key for c in plan.conversations] == ["label:a", "row:1", "label:b"]
-    assert [r.row_index for r in plan.conversations[0].rows] == [0, 3]
-    assert [r.row_index for r in plan.conversations[2].rows] == [2, 4]
+    assert [c.chat_key for c in plan.conversations] == ["label:c", "label:a", "label:b", "row:1", "row:5"]
+    assert [r.row_index for r in plan.conversations[0].rows] == [6, 7, 8]
+    assert [r.row_index for r in plan.conversations[1].rows] == [0, 3]
 
 
 def test_a_conversation_with_a_row_in_flight_is_not_runnable():
