@@ -82,13 +82,16 @@ class _BoundedRetry(Retry):
             return None
 
     def increment(self, method: str | None = None, url: str | None = None, response: Any = None, **kw: Any) -> Retry:
-        if response is not None and response.status == 429 and self.on_rate_limited is not None:
-            self.on_rate_limited(self.get_retry_after(response))
         if response is not None and (self.get_retry_after(response) or 0) > MAX_RETRY_AFTER_WAIT:
             # With raise_on_status=False urllib3 hands this response back to `send`.
             reason = ResponseError("Retry-After too long to wait")
             raise MaxRetryError(kw.get("_pool"), url or "", reason)  # type: ignore[arg-type]
-        return super().increment(method, url, response=response, **kw)
+        retry = super().increment(method, url, response=response, **kw)
+        # Only a 429 that urllib3 really retries is reported here; one handed back to the
+        # caller is reported by the gate's slot, and must not slow the gate down twice.
+        if response is not None and response.status == 429 and self.on_rate_limited is not None:
+            self.on_rate_limited(self.get_retry_after(response))
+        return retry
 
 
 def build_retry(max_retries: int, on_rate_limited: Callable[[float | None], None] | None = None) -> Retry:

@@ -158,7 +158,9 @@ class BatchStore:
                 {"_id": batch_id},
                 {
                     "$inc": {"processedItems": processed, "failedItems": failed},
-                    "$addToSet": {"interactions": {"$each": interactions}},
+                    # $push, not $addToSet: a set check rewrites the whole growing array on
+                    # SecantusDB; the list is rewritten from the items at finalisation anyway.
+                    "$push": {"interactions": {"$each": interactions}},
                     "$set": {"updatedAt": now, "heartbeatAt": now},
                 },
                 projection={"status": 1},

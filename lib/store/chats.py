@@ -8,7 +8,6 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from lib.store.client import Store, translate_errors
@@ -43,17 +42,19 @@ class ChatStore:
 
     def open_chat(self, chat_id: str, user_id: str, now: datetime) -> ChatOpened:
         """Create the chat for `user_id` unless it exists; tell whether it is new and whose it is."""
+        # One upsert filtered on the owner too: it matches the user's own chat or inserts a
+        # new one (a findAndModify upsert on `_id` alone is a collection scan on SecantusDB).
+        # Somebody else's chat makes the insert fail on the duplicate `_id`; only then is
+        # the owner read.
         with translate_errors():
-            before = self.chats.find_one_and_update(
-                {"_id": chat_id},
-                {"$setOnInsert": {"userId": user_id, "createdAt": now}},
-                upsert=True,
-                return_document=ReturnDocument.BEFORE,
-                projection={"userId": 1},
-            )
-        if before is None:
-            return ChatOpened(is_new=True, owner_id=user_id)
-        return ChatOpened(is_new=False, owner_id=str(before.get("userId")))
+            try:
+                result = self.chats.update_one(
+                    {"_id": chat_id, "userId": user_id}, {"$setOnInsert": {"createdAt": now}}, upsert=True
+                )
+            except DuplicateKeyError:
+                existing = self.chats.find_one({"_id": chat_id}, {"userId": 1})
+                return ChatOpened(is_new=False, owner_id=str((existing or {}).get("userId")))
+        return ChatOpened(is_new=result.upserted_id is not None, owner_id=user_id)
 
     def turns(self, chat_id: str) -> list[dict[str, Any]]:
         """Every interaction of the chat (small documents: question, answer, time), oldest first."""
