@@ -12,34 +12,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
-import threading
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 from pymongo import monitoring
 
-
-class CommandCounter(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self.lock = threading.Lock()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        with self.lock:
-            self.counts[event.command_name] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def total(self) -> int:
-        ignored = {"hello", "ismaster", "isMaster", "ping", "endSessions", "createIndexes"}
-        return sum(n for name, n in self.counts.items() if name not in ignored)
+from bench.harness import CommandCounter
 
 
 def main() -> None:
@@ -97,6 +78,7 @@ def main() -> None:
     finally:
         app.stop()
         database.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
