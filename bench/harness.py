@@ -20,9 +20,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,6 +33,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from pymongo import MongoClient, monitoring
+
+from tests.support.database import DatabaseServer
 
 # Handshakes, heartbeats, index creation and session cleanup are not the app's work per row.
 IGNORED_COMMANDS = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "createIndexes", "buildInfo"})
@@ -150,62 +149,8 @@ class BatchRun:
                 for (name, collection), ms in self.db_millis.most_common(count)]
 
 
-class SecantusProcess:
-    """SecantusDB as a child process that can be restarted on the same port with the same data
-    (tests/support/database.py's launch, plus `restart`); or an external MONGODB_URI, left alone."""
-
-    def __init__(self, external_uri: str | None, storage: Path):
-        self.external_uri = external_uri
-        self.storage = storage
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.uri = external_uri or ""
-
-    def start(self) -> None:
-        if self.external_uri:
-            return
-        from lib.dev.stack import free_port
-
-        self.port = self.port or free_port()
-        self.uri = f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
-        with open(self.storage / "secantus.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [str(Path(sys.executable).with_name("secantusd-py")), "--host", "127.0.0.1", "--port", str(self.port),
-                 "--storage-path", str(self.storage / "data"), "--log-level", "WARNING"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        self._wait_ready()
-
-    def restart(self) -> None:
-        if self.external_uri:
-            return
-        self.stop()
-        self.start()
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def _wait_ready(self) -> None:
-        from pymongo.errors import PyMongoError
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with MongoClient(self.uri, serverSelectionTimeoutMS=500) as client:
-                    client.admin.command("ping")
-                return
-            except PyMongoError:
-                if time.monotonic() > deadline or (self.process is not None and self.process.poll() is not None):
-                    raise RuntimeError(f"SecantusDB did not start; see {self.storage / 'secantus.log'}") from None
-                time.sleep(0.1)
+# SecantusDB as a child process, restartable on the same port with the same data.
+SecantusProcess = DatabaseServer
 
 
 class CpuMeter:

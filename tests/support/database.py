@@ -1,4 +1,7 @@
-"""A SecantusDB child process for the test run (or an external MongoDB from MONGODB_URI)."""
+"""A SecantusDB child process for the test run (or an external MongoDB from MONGODB_URI).
+
+`restart()` brings it back on the same port with the same data (the benchmark uses it).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ class DatabaseServer:
     def start(self) -> None:
         if self.external_uri:
             return
-        self.port = free_port()
+        self.port = self.port or free_port()
         self.uri = f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
         self.log = open(self.storage / "secantus.log", "ab")
         self.process = subprocess.Popen(
@@ -42,6 +45,12 @@ class DatabaseServer:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     raise RuntimeError("SecantusDB did not start; see secantus.log") from None
                 time.sleep(0.2)
+
+    def restart(self) -> None:
+        if self.external_uri:
+            return
+        self.stop()
+        self.start()
 
     def stop(self) -> None:
         if self.process is None:
