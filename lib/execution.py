@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from bson import ObjectId
 
@@ -40,6 +41,9 @@ RETURN_MARGIN_SECONDS = 2.0
 ANSWER_MARGIN_SECONDS = 5.0
 # Our own provider gate is full: the row waits this long, and no attempt is spent.
 BUSY_BACKOFF_SECONDS = 2.0
+
+# A chat's interactions, oldest first, as a conversation's previous turn left them (None: unknown).
+Turns = tuple[dict[str, Any], ...] | None
 
 
 @dataclass
@@ -207,6 +211,9 @@ class _Step:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _run_conversation(self, rows: list[BatchItem]) -> None:
+        # The chat's interactions once one of its turns has run here: the next turn's history,
+        # so that a follow-up does not open its chat and read it back from the database.
+        history: Turns = None
         for item in rows:
             if self.cancelled.is_set():
                 return
@@ -217,13 +224,18 @@ class _Step:
                 return
             if not self.e.batches.claim(item.id, self.owner, now, self.lease_until):
                 return  # cancelled, or another step has it: either way this conversation stops here
-            if not self._run_row(item, attempt=item.attempts + 1):
+            ran, history = self._run_row(item, attempt=item.attempts + 1, history=history)
+            if not ran:
                 return
             if len(self.progress.interactions) + self.progress.failed >= FLUSH_EVERY_ROWS:
                 self._flush()
 
-    def _run_row(self, item: BatchItem, attempt: int) -> bool:
-        """Run one claimed row to an outcome; False when it must wait for a later step."""
+    def _run_row(self, item: BatchItem, attempt: int, history: Turns) -> tuple[bool, Turns]:
+        """Run one claimed row to an outcome; False when it must wait for a later step.
+
+        Also returns the chat's history for the conversation's next turn: the answered chat
+        after a success, None (read it from the store) after anything else.
+        """
         e = self.e
         while True:
             row_started = time.monotonic()
@@ -239,6 +251,7 @@ class _Step:
                     override_user_id=self.batch.uploader_user_id if self.batch.apply_overrides else None,
                     interaction_id=item.interaction_id,
                     answer_by=self.lease_until - timedelta(seconds=ANSWER_MARGIN_SECONDS),
+                    earlier_turns=history,
                 )
             except UpstreamError as exc:
                 self.estimate.observe(time.monotonic() - row_started)
@@ -246,12 +259,12 @@ class _Step:
                     # Throttled by our own gate: not the row's fault, so it costs no attempt.
                     self._release(item, attempt - 1, ItemError(code=exc.code, message=exc.message, retryable=True),
                                   BUSY_BACKOFF_SECONDS)
-                    return False
+                    return False, None
                 log.info("batch=%s row=%s attempt=%s provider=%s error=%s retryable=%s", self.batch.id,
                          item.row_index, attempt, exc.provider, exc.code, exc.retryable)
                 if not exc.retryable or attempt >= e.config.max_attempts:
                     self._finish_failed(item, attempt, ItemError(code=exc.code, message=exc.message, retryable=exc.retryable))
-                    return True
+                    return True, None
                 backoff = compute_backoff(attempt, exc.retry_after)
                 time_left = self.claim_deadline - time.monotonic()
                 if not self.cancelled.is_set() and time_left > backoff + self.estimate.value:
@@ -259,16 +272,16 @@ class _Step:
                     attempt += 1
                     continue
                 self._release(item, attempt, ItemError(code=exc.code, message=exc.message, retryable=True), backoff)
-                return False
+                return False, None
             except ServiceUnavailable:
                 raise  # the database or queue is away: the step fails and QStash redelivers it
             except AppError as exc:
                 self._finish_failed(item, attempt, ItemError(code=exc.code, message=exc.message))
-                return True
+                return True, None
             except Exception:  # a bug must not lose the other rows: record it on this one
                 log.exception("batch=%s row=%s failed unexpectedly", self.batch.id, item.row_index)
                 self._finish_failed(item, attempt, ItemError(code="INTERNAL", message="The row failed unexpectedly."))
-                return True
+                return True, None
             elapsed = time.monotonic() - row_started
             self.estimate.observe(elapsed)
             finished = e.batches.finish(
@@ -292,7 +305,7 @@ class _Step:
                     self.progress.processed += 1
                     self.progress.interactions.append(ObjectId(item.interaction_id))
                     self.outcome.rows_succeeded += 1
-            return True
+            return True, result.turns or None
 
     def _finish_failed(self, item: BatchItem, attempt: int, error: ItemError) -> None:
         finished = self.e.batches.finish(

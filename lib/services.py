@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from lib.batches import BatchService
 from lib.chat.service import ChatProcessingService, Providers
@@ -21,6 +22,9 @@ from lib.store.chats import ChatStore
 from lib.store.client import Store, get_client
 from lib.store.limits import LimitStore
 from lib.store.users import UserStore
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
 
 
 def utc_now() -> datetime:
@@ -42,9 +46,9 @@ class Services:
 
 
 def build_services(settings: Settings, *, queue: StepQueue | None = None,
-                   now: Callable[[], datetime] = utc_now) -> Services:
-    """Wire the real adapters (a test may hand in its own queue or clock)."""
-    store = Store(get_client(settings.mongodb_uri), settings.mongodb_db)
+                   now: Callable[[], datetime] = utc_now, client: MongoClient | None = None) -> Services:
+    """Wire the real adapters (a test or benchmark may hand in its own queue, clock or client)."""
+    store = Store(client or get_client(settings.mongodb_uri), settings.mongodb_db)
     users = UserStore(store)
     chats = ChatStore(store)
     batch_store = BatchStore(store)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +35,8 @@ class ChatResult:
     output_tokens: int
     response_time_ms: int
     created: bool  # False when the interaction already existed (a repeated interaction_id)
+    # The chat's interactions up to and including this one, oldest first: the next turn's history.
+    turns: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,16 @@ class ChatProcessingService:
         override_user_id: str | None,
         interaction_id: str | None = None,
         answer_by: datetime | None = None,
+        earlier_turns: Sequence[dict[str, Any]] | None = None,
     ) -> ChatResult:
         """Answer one message in the chat `chat_id` (a new chat when None).
 
         `answer_by`: an answer that arrives later is not recorded (the caller has given up
         on it, and another attempt may be running); a retryable `UpstreamError` instead.
+        `earlier_turns`: the chat's interactions when the caller already holds them (a batch
+        step running a conversation's turns one after another passes the previous turn's
+        `ChatResult.turns`); the chat is then known to exist and to be the user's, and is
+        not read again.
         Raises `BadRequest` for an invalid message, `NotFound` for somebody else's chat,
         and `UpstreamError` (retryable or not) when a provider fails.
         """
@@ -104,13 +111,16 @@ class ChatProcessingService:
         interaction_oid = self._interaction_oid(interaction_id)
         chat_id = chat_id or uuid.uuid4().hex
 
-        opened = self.chats.open_chat(chat_id, user.id, self.now())
-        if opened.owner_id != user.id:
-            raise NotFound("No such chat.", code="CHAT_NOT_FOUND")
-        past = [] if opened.is_new else self.chats.turns(chat_id)
-        for doc in past:
+        if earlier_turns is None:
+            opened = self.chats.open_chat(chat_id, user.id, self.now())
+            if opened.owner_id != user.id:
+                raise NotFound("No such chat.", code="CHAT_NOT_FOUND")
+            past = [] if opened.is_new else self.chats.turns(chat_id)
+        else:
+            past = list(earlier_turns)
+        for index, doc in enumerate(past):
             if doc["_id"] == interaction_oid:
-                return _result_from_doc(doc, created=False)
+                return _result_from_doc(doc, created=False, turns=tuple(past[: index + 1]))
         history = [d for d in past if d["_id"] != interaction_oid][-self.history_turns :] if self.history_turns else []
         overrides = self._overrides(override_user_id) if override_user_id else []
 
@@ -162,8 +172,8 @@ class ChatProcessingService:
             # Another delivery of the same row got there first: its answer stands.
             existing = self.chats.get_interaction(interaction_oid)
             if existing is not None:
-                return _result_from_doc(existing, created=False)
-        return _result_from_doc(doc, created=True)
+                return _result_from_doc(existing, created=False, turns=(*past, existing))
+        return _result_from_doc(doc, created=True, turns=(*past, doc))
 
     def _validate(self, message: Any, lang: str) -> str:
         if lang not in LANGUAGES:
@@ -220,7 +230,7 @@ def _results_doc(results: list[SearchResult]) -> list[dict[str, str]]:
     return [{"title": r.title, "url": r.url, "snippet": r.snippet} for r in results]
 
 
-def _result_from_doc(doc: dict[str, Any], *, created: bool) -> ChatResult:
+def _result_from_doc(doc: dict[str, Any], *, created: bool, turns: tuple[dict[str, Any], ...] = ()) -> ChatResult:
     return ChatResult(
         chat_id=doc["chatId"],
         interaction_id=str(doc["_id"]),
@@ -232,6 +242,7 @@ def _result_from_doc(doc: dict[str, Any], *, created: bool) -> ChatResult:
         output_tokens=doc["answer"].get("outputTokens", 0),
         response_time_ms=doc.get("timings", {}).get("totalMs", 0),
         created=created,
+        turns=turns,
     )
 
 

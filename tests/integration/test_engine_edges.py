@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from bson import ObjectId
+from pymongo import MongoClient, monitoring
 
 from lib.errors import UpstreamError
 from lib.queue import StepMessage
@@ -46,8 +47,10 @@ def item_docs(services: Services, batch_id: str) -> list[dict]:
 
 
 def test_a_row_that_finishes_after_its_cancelled_batchs_step_returned_is_still_counted(env, queue, users, stub):
-    # A 3 s step budget, a 4 s return deadline, and one answer that takes 5 s.
-    services = make_services(env, queue, FUNCTION_MAX_DURATION="6", STEP_SAFETY_SECONDS="3")
+    # A 3 s step budget, a 4 s return deadline, and one answer that takes 5 s (well inside
+    # the read timeout: at the fixture's 5 s the answer would race the timeout).
+    services = make_services(env, queue, FUNCTION_MAX_DURATION="6", STEP_SAFETY_SECONDS="3",
+                             PROVIDER_READ_TIMEOUT="10")
     stub.latency = 5.0
     batch_id = create(services, users["partner"], ["A slow question about passports?"])
     queue.take()
@@ -121,3 +124,52 @@ def test_a_retryable_failure_waits_out_its_backoff_in_a_later_step(env, queue, u
     follow_up = queue.take()
     assert item["status"] == "pending" and item["attempts"] == 1 and item["error"]["code"] == "PROVIDER_RATE_LIMITED"
     assert len(follow_up) == 1 and follow_up[0].delay_seconds >= 20
+
+
+class _Commands(monitoring.CommandListener):
+    """The commands one client sent, as (command name, collection)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.seen.append((event.command_name, str(event.command.get(event.command_name))))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def test_a_conversations_follow_ups_in_one_step_reuse_its_history_and_a_failed_turn_is_left_out(env, queue, users,
+                                                                                               stub):
+    commands = _Commands()
+    client = MongoClient(env["MONGODB_URI"], tz_aware=True, event_listeners=[commands])
+    services = build_services(Settings.from_env(env), queue=queue, client=client)
+    turns = [f"Turn {n} about my pension?" for n in range(1, 6)]
+    stub.rule(lambda request: Fault.status(400) if request.question == turns[1] else None)
+    content = ("chatId,QUESTION\n" + "".join(f"c1,{t}\n" for t in turns)).encode()
+    form = UploadedForm(fields={"batchName": "edge", "lang": "en", "aiProvider": "openai", "searchProvider": "offline"},
+                        file_name="conversation.csv", file_data=content)
+    batch_id = services.batches.create(users["partner"], form)["batchId"]
+    queue.take()
+    commands.seen.clear()
+
+    services.engine.run_step(StepMessage(batch_id, 0))
+    step_commands = list(commands.seen)
+
+    assert [i["status"] for i in item_docs(services, batch_id)] == ["succeeded", "failed", *["succeeded"] * 3]
+    sent = {r.question: r.json["messages"][1:] for r in stub.requests if r.api == "openai"}
+    last = sent[turns[4]]
+    assert [m["content"] for m in last if m["role"] == "user"] == [turns[0], turns[2], turns[3], turns[4]]
+    assert [m["role"] for m in last] == ["user", "assistant"] * 3 + ["user"]
+    answers = {i["_id"]: i["answer"]["text"] for i in services.store.interactions.find({})}
+    earlier = [answers[ObjectId(d["interactionId"])] for d in item_docs(services, batch_id) if d["rowIndex"] in (0, 2, 3)]
+    replies = [m["content"] for m in last if m["role"] == "assistant"]
+    assert all(reply.startswith(answer) for reply, answer in zip(replies, earlier, strict=True))
+    # The chat is opened by its first turn, and opened and read again only after the failed
+    # turn; the other follow-ups take their history from the turn before.
+    assert step_commands.count(("update", "chats")) == 2
+    assert step_commands.count(("find", "interactions")) == 1
+    client.close()
