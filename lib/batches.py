@@ -17,7 +17,7 @@ from lib.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, TooMa
 from lib.models import Batch, BatchStatus, ItemStatus, User
 from lib.planning import chat_key_for, progress
 from lib.queue import StepQueue
-from lib.settings import AI_PROVIDERS, SEARCH_PROVIDERS, Settings
+from lib.settings import AI_PROVIDERS, MAX_CONCURRENCY, SEARCH_PROVIDERS, Settings
 from lib.spreadsheet import ParsedTable, parse_upload
 from lib.store.batches import BatchStore
 from lib.store.limits import LimitStore
@@ -71,8 +71,9 @@ def validate_form(form: UploadedForm, settings: Settings) -> BatchRequest:
     concurrency_text = fields.get("concurrency", "").strip()
     concurrency = settings.batch_concurrency
     if concurrency_text:
-        if not concurrency_text.isdigit() or not 1 <= int(concurrency_text) <= 32:
-            raise _field_error("concurrency", "concurrency must be a whole number from 1 to 32.", "INVALID_FIELD")
+        if not concurrency_text.isdigit() or not 1 <= int(concurrency_text) <= MAX_CONCURRENCY:
+            raise _field_error("concurrency", f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}.",
+                               "INVALID_FIELD")
         concurrency = int(concurrency_text)
     return BatchRequest(name=name, ai_provider=ai, search_provider=search, lang=lang,
                         apply_overrides=overrides in ("true", "1", "on"), concurrency=concurrency)
@@ -145,6 +146,18 @@ class BatchService:
 
     def status(self, user: User, batch_id: str | None) -> dict[str, Any]:
         return self.summary(self.owned(user, batch_id))
+
+    def options(self) -> dict[str, Any]:
+        """What an upload on this deployment may choose: the configured providers, defaults, limits."""
+        s = self.settings
+        return {
+            "aiProviders": list(s.configured_ai_providers()),
+            "searchProviders": list(s.configured_search_providers()),
+            "defaults": {"aiProvider": s.default_ai_provider, "searchProvider": s.default_search_provider,
+                         "concurrency": s.batch_concurrency},
+            "limits": {"maxConcurrency": MAX_CONCURRENCY, "maxBatchRows": s.max_batch_rows,
+                       "maxUploadBytes": s.max_body_bytes, "maxNameChars": MAX_NAME_CHARS},
+        }
 
     def list(self, user: User) -> list[dict[str, Any]]:
         return [self.summary(b) for b in self.store.list_for_user(user.id)]

@@ -90,6 +90,10 @@ def batch_list_handler(call: Call) -> Response:
     return json_response(get_services().batches.list(call.user))
 
 
+def batch_options_handler(call: Call) -> Response:
+    return json_response(get_services().batches.options())
+
+
 def batch_results_handler(call: Call) -> Response:
     fmt = (call.query("format") or "json").lower()
     if fmt not in ("json", "csv", "xlsx"):
@@ -129,6 +133,7 @@ def cancel_batch_handler(call: Call) -> Response:
 create_batch = Endpoint(create_batch_handler, methods=["POST"], authenticate=_batch_user, max_body_bytes=_max_body)
 batch_status = Endpoint(batch_status_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
 batch_list = Endpoint(batch_list_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
+batch_options = Endpoint(batch_options_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
 batch_results = Endpoint(batch_results_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
 cancel_batch = Endpoint(cancel_batch_handler, methods=["POST"], authenticate=_batch_user, max_body_bytes=_max_body)
 

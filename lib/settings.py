@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 AI_PROVIDERS = ("offline", "openai", "azure", "anthropic")
 SEARCH_PROVIDERS = ("offline", "google", "canadaca")
+MAX_CONCURRENCY = 32  # conversations one batch step may run side by side
 
 # The official QStash dev server's fixed credentials; ours uses the same so one .env
 # works with either (see shared/qstash-wire.md).
@@ -210,7 +211,7 @@ class Settings:
             history_turns=r.int("HISTORY_TURNS", 10, low=0, high=100),
             max_active_batches=r.int("MAX_ACTIVE_BATCHES_PER_USER", 5, low=1, high=1000),
             create_rate_per_minute=r.int("CREATE_RATE_PER_MINUTE", 10, low=1, high=10_000),
-            batch_concurrency=r.int("BATCH_CONCURRENCY", 4, low=1, high=32),
+            batch_concurrency=r.int("BATCH_CONCURRENCY", 4, low=1, high=MAX_CONCURRENCY),
             max_attempts=r.int("MAX_ATTEMPTS", 3, low=1, high=20),
             function_max_duration=r.int("FUNCTION_MAX_DURATION", 60, low=5, high=900),
             step_safety_seconds=r.float("STEP_SAFETY_SECONDS", 12.0, low=0.5, high=300),

@@ -56,6 +56,28 @@ def test_the_list_shows_only_ones_own_batches_newest_first(live):
     assert {"status", "totalItems", "processedItems", "percentComplete", "etaSeconds"} <= set(listed[0])
 
 
+def test_the_options_name_the_configured_providers_defaults_and_limits_and_need_a_batch_role(live):
+    response = requests.get(f"{live.base_url}/api/batch/options", headers=live.headers("partner"), timeout=10)
+
+    assert response.status_code == 200
+    options = response.json()
+    assert options["aiProviders"] == ["offline", "openai", "azure", "anthropic"]  # the stub serves them all
+    assert options["searchProviders"] == ["offline", "google", "canadaca"]
+    assert options["defaults"] == {"aiProvider": "offline", "searchProvider": "offline", "concurrency": 4}
+    settings = live.services.settings
+    assert options["limits"] == {"maxConcurrency": 32, "maxBatchRows": settings.max_batch_rows,
+                                 "maxUploadBytes": settings.max_body_bytes, "maxNameChars": 200}
+    for headers, status in (({}, 401), (live.headers("user"), 403)):
+        refused = requests.get(f"{live.base_url}/api/batch/options", headers=headers, timeout=10)
+        assert refused.status_code == status
+    # What the options offer, an upload may use: the highest concurrency and every provider.
+    for ai, search in zip(options["aiProviders"], options["searchProviders"] + ["offline"], strict=False):
+        created = live.upload("partner", SIMPLE, aiProvider=ai, searchProvider=search,
+                              concurrency=str(options["limits"]["maxConcurrency"]))
+        assert created.status_code == 202, created.text
+        assert live.wait_final("partner", created.json()["batchId"])["status"] == "processed"
+
+
 def test_a_user_role_may_not_use_batches(live):
     response = live.upload("user", SIMPLE)
     assert response.status_code == 403

@@ -106,7 +106,8 @@ def world(installed, users) -> World:
         referring_url=None, user=users["partner2"], override_user_id=None,
     )
     clients = {name: Client(getattr(routes, name)) for name in
-               ("chat_message", "cancel_batch", "batch_status", "batch_results", "batch_list", "process_step")}
+               ("chat_message", "cancel_batch", "batch_status", "batch_results", "batch_list", "batch_options",
+                "process_step")}
     return World(installed, users, own, other["batchId"], chat.chat_id, clients)
 
 
@@ -366,7 +367,8 @@ subjects = st.sampled_from([{"$ne": None}, ["x"], 5, None, True, "", "[$ne]", "0
 
 
 @fuzz_settings(40)
-@given(route=st.sampled_from(["chat_message", "cancel_batch", "batch_status", "batch_results", "batch_list"]),
+@given(route=st.sampled_from(["chat_message", "cancel_batch", "batch_status", "batch_results", "batch_list",
+                              "batch_options"]),
        forged=st.integers(0, 10), subject=subjects, use_subject=st.booleans())
 def test_a_bad_token_gets_401_and_no_data_on_every_route(world, route, forged, subject, use_subject):
     if use_subject:
@@ -389,7 +391,7 @@ def test_a_bad_token_gets_401_and_no_data_on_every_route(world, route, forged, s
 
 
 def test_a_role_without_batch_access_gets_403_and_no_data(world):
-    for route in ("cancel_batch", "batch_status", "batch_results", "batch_list", "chat_message"):
+    for route in ("cancel_batch", "batch_status", "batch_results", "batch_list", "batch_options", "chat_message"):
         method = "GET" if route.startswith("batch_") else "POST"
         response = world.clients[route].open("/", method=method, headers=bearer(world.users["user"].id),
                                               query_string=f"batchId={world.own_batch}", json={"message": "hi"})
