@@ -121,12 +121,17 @@ def test_a_visitor_without_a_token_is_asked_to_sign_in(browser, stack, output_di
         assert page.evaluate("() => sessionStorage.length") == 0
 
 
-def test_a_partner_uploads_a_file_follows_it_to_the_end_and_downloads_the_answers(browser, stack, output_dir):
+def test_a_partner_uploads_a_file_follows_it_to_the_end_and_downloads_the_answers(browser, stack, api, output_dir):
     sample = stack.samples_dir / "conversations.csv"
+    options = api.get("/api/batch/options", headers={"Authorization": f"Bearer {stack.tokens['partner']}"}).json()
     with open_page(browser) as page:
         api_calls: list = []
         page.on("request", lambda request: api_calls.append(request) if "/api/" in request.url else None)
         sign_in(page, stack, "partner")
+        # The form offers what this deployment configured, at its default concurrency.
+        expect(page.get_by_label("Rows at once")).to_have_value(str(options["defaults"]["concurrency"]))
+        assert page.get_by_label("AI provider").locator("option").all_inner_texts() == options["aiProviders"]
+        assert page.get_by_label("Search provider").locator("option").all_inner_texts() == options["searchProviders"]
         page.get_by_label("Spreadsheet of questions").set_input_files(sample)
         page.screenshot(path=output_dir / "batch-page-02-upload-form.png", full_page=True)
 

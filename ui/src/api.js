@@ -84,8 +84,8 @@ export function createBatch(formData) {
   return requestJson(`${API_BASE}/create`, { method: 'POST', body: formData });
 }
 
-/** Builds the multipart body that create expects from the upload form's values. */
-export function buildCreateForm({ file, batchName, aiProvider, searchProvider, lang, applyOverrides }) {
+/** Builds the multipart body that create expects from the upload form's values (concurrency is optional). */
+export function buildCreateForm({ file, batchName, aiProvider, searchProvider, lang, applyOverrides, concurrency }) {
   const form = new FormData();
   form.append('file', file, file.name);
   form.append('batchName', batchName);
@@ -93,7 +93,18 @@ export function buildCreateForm({ file, batchName, aiProvider, searchProvider, l
   form.append('searchProvider', searchProvider);
   form.append('lang', lang);
   form.append('applyOverrides', applyOverrides ? 'true' : 'false');
+  if (concurrency !== undefined && concurrency !== null && concurrency !== '') {
+    form.append('concurrency', String(concurrency));
+  }
   return form;
+}
+
+/**
+ * GET /api/batch/options: what this deployment lets an upload choose,
+ * {aiProviders, searchProviders, defaults: {aiProvider, searchProvider, concurrency}, limits}.
+ */
+export function getOptions() {
+  return requestJson(`${API_BASE}/options`);
 }
 
 /** GET /api/batch/list: the caller's batch summaries, newest first. */

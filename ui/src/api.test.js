@@ -6,6 +6,7 @@ import {
   createBatch,
   downloadResults,
   fileNameFromDisposition,
+  getOptions,
   getResults,
   getStatus,
   listBatches,
@@ -124,6 +125,33 @@ describe('requests', () => {
       applyOverrides: false,
     });
     expect(form.get('applyOverrides')).toBe('false');
+    expect(form.has('concurrency')).toBe(false); // the server's default then applies
+  });
+
+  it('sends the concurrency when one is chosen', () => {
+    const form = buildCreateForm({
+      file: new File(['x'], 'a.csv'),
+      batchName: 'n',
+      aiProvider: 'offline',
+      searchProvider: 'offline',
+      lang: 'en',
+      applyOverrides: false,
+      concurrency: 16,
+    });
+    expect(form.get('concurrency')).toBe('16');
+  });
+
+  it('reads the upload options with the bearer header', async () => {
+    const options = {
+      aiProviders: ['offline', 'openai'],
+      searchProviders: ['offline'],
+      defaults: { aiProvider: 'openai', searchProvider: 'offline', concurrency: 8 },
+      limits: { maxConcurrency: 32, maxBatchRows: 10000, maxUploadBytes: 4718592, maxNameChars: 200 },
+    };
+    const fetch = installFetch({ 'GET /api/batch/options': () => jsonResponse(200, options) });
+
+    expect(await getOptions()).toEqual(options);
+    expect(fetch.requests[0].headers.Authorization).toBe(`Bearer ${TOKEN}`);
   });
 });
 

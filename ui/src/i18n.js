@@ -40,6 +40,8 @@ const en = {
   'upload.lang.en': 'English',
   'upload.lang.fr': 'French',
   'upload.overrides': 'Apply my active prompt overrides',
+  'upload.concurrency': 'Rows at once',
+  'upload.concurrencyHint': 'Conversations answered side by side (1 to {max}). Higher is faster; the provider’s limits still apply.',
   'upload.submit': 'Upload and start',
   'upload.submitting': 'Uploading…',
   'upload.errorSummary': 'Fix the following before uploading:',
@@ -57,6 +59,7 @@ const en = {
   'validation.fileTooLarge': 'The file “{name}” is {size} ({bytes} bytes); the limit is 4.5 MB ({limit} bytes).',
   'validation.nameRequired': 'Enter a batch name.',
   'validation.nameTooLong': 'The batch name has {count} characters; the limit is 200.',
+  'validation.concurrency': 'Rows at once must be a whole number from 1 to {max}.',
 
   'list.heading': 'Your batches',
   'list.refresh': 'Refresh list',
@@ -160,6 +163,8 @@ const fr = {
   'upload.lang.en': 'Anglais',
   'upload.lang.fr': 'Français',
   'upload.overrides': 'Appliquer mes remplacements de requêtes actifs',
+  'upload.concurrency': 'Lignes simultanées',
+  'upload.concurrencyHint': 'Conversations traitées en parallèle (1 à {max}). Plus c’est élevé, plus c’est rapide; les limites du fournisseur s’appliquent toujours.',
   'upload.submit': 'Téléverser et lancer',
   'upload.submitting': 'Téléversement…',
   'upload.errorSummary': 'Corrigez ce qui suit avant de téléverser :',
@@ -178,6 +183,7 @@ const fr = {
     'Le fichier « {name} » fait {size} ({bytes} octets); la limite est de 4,5 Mo ({limit} octets).',
   'validation.nameRequired': 'Entrez un nom de lot.',
   'validation.nameTooLong': 'Le nom du lot compte {count} caractères; la limite est de 200.',
+  'validation.concurrency': 'Les lignes simultanées doivent être un nombre entier de 1 à {max}.',
 
   'list.heading': 'Vos lots',
   'list.refresh': 'Actualiser la liste',

@@ -6,6 +6,8 @@ import { formatBytes } from './format.js';
 /** Vercel's request body cap, which the API enforces too (413). */
 export const MAX_UPLOAD_BYTES = 4_718_592; // 4.5 MB
 export const MAX_NAME_LENGTH = 200;
+/** The most conversations a batch may run at once, unless the server's options say otherwise. */
+export const MAX_CONCURRENCY = 32;
 export const ACCEPTED_EXTENSIONS = ['.csv', '.xlsx'];
 
 /** The lower-cased extension of a file name, with its dot ("" when there is none). */
@@ -18,7 +20,7 @@ export function extensionOf(fileName) {
  * The problems with an upload, as `{field, key, params}` (key is an i18n key), in the
  * order the fields appear on the form. An empty list means the upload may go.
  */
-export function validateUpload({ file, batchName }, lang = 'en') {
+export function validateUpload({ file, batchName, concurrency = '', maxConcurrency = MAX_CONCURRENCY }, lang = 'en') {
   const locale = lang === 'fr' ? 'fr-CA' : 'en-CA';
   const problems = [];
   if (!file) {
@@ -45,6 +47,10 @@ export function validateUpload({ file, batchName }, lang = 'en') {
     problems.push({ field: 'batchName', key: 'validation.nameRequired', params: {} });
   } else if (length > MAX_NAME_LENGTH) {
     problems.push({ field: 'batchName', key: 'validation.nameTooLong', params: { count: length } });
+  }
+  const rows = String(concurrency ?? '').trim();
+  if (rows !== '' && (!/^\d+$/.test(rows) || Number(rows) < 1 || Number(rows) > maxConcurrency)) {
+    problems.push({ field: 'concurrency', key: 'validation.concurrency', params: { max: maxConcurrency } });
   }
   return problems;
 }

@@ -37,6 +37,21 @@ describe('validateUpload', () => {
     ]);
   });
 
+  it('takes an empty concurrency (the server default) or a whole number from 1 to the maximum', () => {
+    const upload = { file: fileOf('q.csv', 10), batchName: 'b' };
+    for (const concurrency of ['', '1', ' 16 ', '32']) {
+      expect(validateUpload({ ...upload, concurrency })).toEqual([]);
+    }
+    for (const concurrency of ['0', '33', '2.5', '-1', 'four', '1e1']) {
+      expect(validateUpload({ ...upload, concurrency })).toEqual([
+        { field: 'concurrency', key: 'validation.concurrency', params: { max: 32 } },
+      ]);
+    }
+    expect(keys(validateUpload({ ...upload, concurrency: '9', maxConcurrency: 8 }))).toEqual([
+      'validation.concurrency',
+    ]);
+  });
+
   it('gives the size of a file that is too large', () => {
     const [problem] = validateUpload({ file: fileOf('big.csv', 6 * 1024 * 1024), batchName: 'b' });
     expect(problem.params).toEqual({ name: 'big.csv', size: '6 MB', bytes: '6,291,456', limit: '4,718,592' });

@@ -1,7 +1,8 @@
 // The whole page: header with the language switch and sign-out, then either the sign-in
 // form or the upload form and the list of the caller's batches.
 
-import { useCallback, useState } from 'react';
+import { useCallback, useEffect, useState } from 'react';
+import { getOptions } from '../api.js';
 import { readClaims } from '../auth.js';
 import { useLanguage } from '../LanguageContext.jsx';
 import { useSession } from '../useSession.js';
@@ -15,6 +16,21 @@ export default function BatchPage() {
   const { token, reason, signIn, signOut } = useSession();
   const [refreshKey, setRefreshKey] = useState(0);
   const [announcement, setAnnouncement] = useState('');
+  const [options, setOptions] = useState(null);
+
+  // What this deployment offers an upload (configured providers, defaults, limits), read
+  // once per sign-in; if it cannot be read, the form offers every provider.
+  useEffect(() => {
+    setOptions(null);
+    if (!token) return undefined;
+    let current = true;
+    getOptions()
+      .then((found) => current && setOptions(found))
+      .catch(() => {});
+    return () => {
+      current = false;
+    };
+  }, [token]);
 
   const onCreated = useCallback(() => setRefreshKey((key) => key + 1), []);
   const claims = readClaims(token);
@@ -49,7 +65,7 @@ export default function BatchPage() {
         {token ? (
           // Keyed by token: another user's sign-in starts from a clean page.
           <div key={token} className="page__content">
-            <BatchUpload onCreated={onCreated} />
+            <BatchUpload onCreated={onCreated} options={options} />
             <BatchList refreshKey={refreshKey} announce={setAnnouncement} />
           </div>
         ) : (

@@ -107,6 +107,42 @@ describe('signed in', () => {
     await screen.findByTestId('batch-list-empty');
   });
 
+  it('reads the upload options once and offers only the configured providers', async () => {
+    sessionStorage.setItem(TOKEN_KEY, PARTNER);
+    const fetch = installFetch({
+      ...listRoute(),
+      'GET /api/batch/options': () =>
+        jsonResponse(200, {
+          aiProviders: ['offline', 'anthropic'],
+          searchProviders: ['offline'],
+          defaults: { aiProvider: 'anthropic', searchProvider: 'offline', concurrency: 12 },
+          limits: { maxConcurrency: 32, maxBatchRows: 10000, maxUploadBytes: 4718592, maxNameChars: 200 },
+        }),
+    });
+
+    renderPage(<BatchPage />);
+
+    await waitFor(() => expect(screen.getByLabelText('AI provider')).toHaveValue('anthropic'));
+    expect(screen.queryByRole('option', { name: 'openai' })).not.toBeInTheDocument();
+    expect(screen.getByLabelText('Rows at once')).toHaveValue(12);
+    const reads = fetch.requests.filter((request) => request.path === '/api/batch/options');
+    expect(reads).toHaveLength(1);
+    expect(reads[0].headers.Authorization).toBe(`Bearer ${PARTNER}`);
+  });
+
+  it('offers every provider when the options cannot be read', async () => {
+    sessionStorage.setItem(TOKEN_KEY, PARTNER);
+    installFetch({ ...listRoute(), 'GET /api/batch/options': () => errorResponse(503, 'UNAVAILABLE', 'Down.') });
+
+    renderPage(<BatchPage />);
+
+    await screen.findByTestId('batch-list-empty');
+    expect(screen.getAllByRole('option').map((option) => option.value)).toEqual(
+      expect.arrayContaining(['openai', 'azure', 'anthropic', 'google', 'canadaca']),
+    );
+    expect(screen.getByRole('heading', { name: 'New batch' })).toBeInTheDocument();
+  });
+
   it('refreshes the list after an upload', async () => {
     sessionStorage.setItem(TOKEN_KEY, PARTNER);
     let batches = [];

@@ -1,20 +1,32 @@
 // The upload form: a spreadsheet (picked or dropped), a name, the providers, the
-// language and the prompt-overrides choice. Checks the obvious mistakes first, then
-// posts the multipart form to /api/batch/create and shows the new batch id, the
-// server's warnings, or the server's error with its code.
+// language, how many rows run at once and the prompt-overrides choice. Checks the
+// obvious mistakes first, then posts the multipart form to /api/batch/create and shows
+// the new batch id, the server's warnings, or the server's error with its code.
+// `options` (GET /api/batch/options) narrows the providers to those this deployment
+// has configured and gives the defaults; without it every provider is offered.
 
 import { useEffect, useRef, useState } from 'react';
 import { buildCreateForm, createBatch } from '../api.js';
 import { formatBytes } from '../format.js';
 import { useLanguage } from '../LanguageContext.jsx';
-import { nameFromFile, validateUpload } from '../validation.js';
+import { MAX_CONCURRENCY, nameFromFile, validateUpload } from '../validation.js';
 
 export const AI_PROVIDERS = ['offline', 'openai', 'azure', 'anthropic'];
 export const SEARCH_PROVIDERS = ['offline', 'google', 'canadaca'];
 const ACCEPT = '.csv,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
+const FIELD_IDS = { file: 'upload-file', batchName: 'upload-name', concurrency: 'upload-concurrency' };
 
-export default function BatchUpload({ onCreated }) {
+/** The choices offered: the server's list when it sent one, else every known value. */
+function choicesFrom(list, known) {
+  const offered = Array.isArray(list) ? list.filter((value) => known.includes(value)) : [];
+  return offered.length > 0 ? offered : known;
+}
+
+export default function BatchUpload({ onCreated, options = null }) {
   const { lang, t } = useLanguage();
+  const aiChoices = choicesFrom(options?.aiProviders, AI_PROVIDERS);
+  const searchChoices = choicesFrom(options?.searchProviders, SEARCH_PROVIDERS);
+  const maxConcurrency = options?.limits?.maxConcurrency || MAX_CONCURRENCY;
   const [file, setFile] = useState(null);
   const [batchName, setBatchName] = useState('');
   const [nameEdited, setNameEdited] = useState(false);
@@ -22,6 +34,8 @@ export default function BatchUpload({ onCreated }) {
   const [searchProvider, setSearchProvider] = useState('offline');
   const [questionLang, setQuestionLang] = useState(lang);
   const [applyOverrides, setApplyOverrides] = useState(false);
+  const [concurrency, setConcurrency] = useState('');
+  const edited = useRef({ ai: false, search: false, concurrency: false });
   const [problems, setProblems] = useState([]);
   const [submitting, setSubmitting] = useState(false);
   const [serverError, setServerError] = useState(null);
@@ -33,6 +47,23 @@ export default function BatchUpload({ onCreated }) {
   useEffect(() => {
     if (problems.length > 0) summary.current?.focus();
   }, [problems]);
+
+  // The deployment's defaults, once they arrive, for every choice the user has not made yet.
+  useEffect(() => {
+    const defaults = options?.defaults;
+    if (!defaults) return;
+    if (!edited.current.ai && typeof defaults.aiProvider === 'string') setAiProvider(defaults.aiProvider);
+    if (!edited.current.search && typeof defaults.searchProvider === 'string') {
+      setSearchProvider(defaults.searchProvider);
+    }
+    if (!edited.current.concurrency && Number.isInteger(defaults.concurrency)) {
+      setConcurrency(String(defaults.concurrency));
+    }
+  }, [options]);
+
+  // A choice the server does not offer (not configured here) falls back to the first one offered.
+  const aiValue = aiChoices.includes(aiProvider) ? aiProvider : aiChoices[0];
+  const searchValue = searchChoices.includes(searchProvider) ? searchProvider : searchChoices[0];
 
   const chooseFile = (chosen) => {
     setFile(chosen || null);
@@ -60,7 +91,7 @@ export default function BatchUpload({ onCreated }) {
     event.preventDefault();
     setCreated(null);
     setServerError(null);
-    const found = validateUpload({ file, batchName }, lang);
+    const found = validateUpload({ file, batchName, concurrency, maxConcurrency }, lang);
     setProblems(found);
     if (found.length > 0) return;
     setSubmitting(true);
@@ -69,10 +100,11 @@ export default function BatchUpload({ onCreated }) {
         buildCreateForm({
           file,
           batchName: batchName.trim(),
-          aiProvider,
-          searchProvider,
+          aiProvider: aiValue,
+          searchProvider: searchValue,
           lang: questionLang,
           applyOverrides,
+          concurrency: concurrency.trim(),
         }),
       );
       setCreated(result);
@@ -91,6 +123,7 @@ export default function BatchUpload({ onCreated }) {
   const problemFor = (field) => problems.find((problem) => problem.field === field);
   const fileProblem = problemFor('file');
   const nameProblem = problemFor('batchName');
+  const concurrencyProblem = problemFor('concurrency');
   const message = (problem) => t(problem.key, problem.params);
 
   return (
@@ -103,7 +136,7 @@ export default function BatchUpload({ onCreated }) {
           <ul>
             {problems.map((problem) => (
               <li key={problem.key}>
-                <a href={problem.field === 'file' ? '#upload-file' : '#upload-name'}>{message(problem)}</a>
+                <a href={`#${FIELD_IDS[problem.field]}`}>{message(problem)}</a>
               </li>
             ))}
           </ul>
@@ -190,31 +223,26 @@ export default function BatchUpload({ onCreated }) {
         </div>
 
         <div className="field-row">
-          <div className="field">
-            <label htmlFor="upload-ai">{t('upload.aiProvider')}</label>
-            <select id="upload-ai" className="input" value={aiProvider} onChange={(e) => setAiProvider(e.target.value)}>
-              {AI_PROVIDERS.map((value) => (
-                <option key={value} value={value}>
-                  {value}
-                </option>
-              ))}
-            </select>
-          </div>
-          <div className="field">
-            <label htmlFor="upload-search">{t('upload.searchProvider')}</label>
-            <select
-              id="upload-search"
-              className="input"
-              value={searchProvider}
-              onChange={(e) => setSearchProvider(e.target.value)}
-            >
-              {SEARCH_PROVIDERS.map((value) => (
-                <option key={value} value={value}>
-                  {value}
-                </option>
-              ))}
-            </select>
-          </div>
+          <ProviderSelect
+            id="upload-ai"
+            label={t('upload.aiProvider')}
+            value={aiValue}
+            choices={aiChoices}
+            onChoose={(value) => {
+              edited.current.ai = true;
+              setAiProvider(value);
+            }}
+          />
+          <ProviderSelect
+            id="upload-search"
+            label={t('upload.searchProvider')}
+            value={searchValue}
+            choices={searchChoices}
+            onChoose={(value) => {
+              edited.current.search = true;
+              setSearchProvider(value);
+            }}
+          />
           <div className="field">
             <label htmlFor="upload-lang">{t('upload.lang')}</label>
             <select
@@ -227,6 +255,35 @@ export default function BatchUpload({ onCreated }) {
               <option value="fr">{t('upload.lang.fr')}</option>
             </select>
           </div>
+        </div>
+
+        <div className={`field${concurrencyProblem ? ' field--invalid' : ''}`}>
+          <label htmlFor="upload-concurrency">{t('upload.concurrency')}</label>
+          <p id="upload-concurrency-hint" className="field__hint">
+            {t('upload.concurrencyHint', { max: maxConcurrency })}
+          </p>
+          {concurrencyProblem && (
+            <p id="upload-concurrency-error" className="field__error">
+              {message(concurrencyProblem)}
+            </p>
+          )}
+          <input
+            id="upload-concurrency"
+            type="number"
+            inputMode="numeric"
+            min="1"
+            max={maxConcurrency}
+            step="1"
+            className="input input--narrow"
+            value={concurrency}
+            aria-invalid={concurrencyProblem ? true : undefined}
+            aria-describedby={`upload-concurrency-hint${concurrencyProblem ? ' upload-concurrency-error' : ''}`}
+            onChange={(e) => {
+              edited.current.concurrency = true;
+              setConcurrency(e.target.value);
+              setProblems((current) => current.filter((problem) => problem.field !== 'concurrency'));
+            }}
+          />
         </div>
 
         <div className="field field--checkbox">
@@ -247,6 +304,21 @@ export default function BatchUpload({ onCreated }) {
       {serverError && <UploadError error={serverError} />}
       {created && <UploadCreated created={created} />}
     </section>
+  );
+}
+
+function ProviderSelect({ id, label, value, choices, onChoose }) {
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <select id={id} className="input" value={value} onChange={(e) => onChoose(e.target.value)}>
+        {choices.map((choice) => (
+          <option key={choice} value={choice}>
+            {choice}
+          </option>
+        ))}
+      </select>
+    </div>
   );
 }
 

@@ -14,10 +14,10 @@ beforeEach(() => {
 const csv = (name = 'questions-en.csv', text = 'REDACTEDQUESTION\nHow do I renew my passport?\n') =>
   new File([text], name, { type: 'text/csv' });
 
-function setup() {
+function setup(options) {
   const user = userEvent.setup({ applyAccept: false });
   const onCreated = vi.fn();
-  renderPage(<BatchUpload onCreated={onCreated} />);
+  renderPage(<BatchUpload onCreated={onCreated} options={options} />);
   return { user, onCreated, fileInput: screen.getByLabelText(/Spreadsheet of questions/) };
 }
 
@@ -43,6 +43,27 @@ describe('the form', () => {
     ).toEqual(['offline', 'google', 'canadaca']);
     expect(screen.getByLabelText('Language of the questions')).toHaveValue('en');
     expect(screen.getByLabelText('Apply my active prompt overrides')).not.toBeChecked();
+  });
+
+  it('offers only the providers the server configured, with its defaults', () => {
+    setup({
+      aiProviders: ['offline', 'openai'],
+      searchProviders: ['offline', 'canadaca'],
+      defaults: { aiProvider: 'openai', searchProvider: 'canadaca', concurrency: 8 },
+      limits: { maxConcurrency: 16 },
+    });
+
+    const values = (label) =>
+      within(screen.getByLabelText(label))
+        .getAllByRole('option')
+        .map((option) => option.value);
+    expect(values('AI provider')).toEqual(['offline', 'openai']);
+    expect(screen.getByLabelText('AI provider')).toHaveValue('openai');
+    expect(values('Search provider')).toEqual(['offline', 'canadaca']);
+    expect(screen.getByLabelText('Search provider')).toHaveValue('canadaca');
+    expect(screen.getByLabelText('Rows at once')).toHaveValue(8);
+    expect(screen.getByLabelText('Rows at once')).toHaveAttribute('max', '16');
+    expect(screen.getByLabelText('Rows at once')).toHaveAccessibleDescription(/1 to 16/);
   });
 
   it('names the batch after the chosen file until the user types a name', async () => {
@@ -103,6 +124,21 @@ describe('checks before uploading', () => {
     expect(fetch).not.toHaveBeenCalled();
   });
 
+  it('refuses a number of rows at once above the server’s limit', async () => {
+    const fetch = installFetch();
+    const { user, fileInput } = setup({ limits: { maxConcurrency: 16 } });
+
+    await user.upload(fileInput, csv());
+    await user.type(screen.getByLabelText('Rows at once'), '17');
+    await submit(user);
+
+    expect(screen.getByTestId('upload-validation')).toHaveTextContent(
+      'Rows at once must be a whole number from 1 to 16.',
+    );
+    expect(screen.getByLabelText('Rows at once')).toHaveAttribute('aria-invalid', 'true');
+    expect(fetch).not.toHaveBeenCalled();
+  });
+
   it('refuses a name longer than 200 characters', async () => {
     const fetch = installFetch();
     const { user, fileInput } = setup();
@@ -159,10 +195,26 @@ describe('uploading', () => {
     expect(form.get('searchProvider')).toBe('google');
     expect(form.get('lang')).toBe('fr');
     expect(form.get('applyOverrides')).toBe('true');
+    expect(form.has('concurrency')).toBe(false); // left empty: the server's default
 
     // The form is ready for the next file.
     expect(screen.getByLabelText('Batch name')).toHaveValue('');
     expect(screen.getByTestId('upload-selected')).toHaveTextContent('No file selected');
+  });
+
+  it('sends the rows at once the user chose', async () => {
+    const fetch = installFetch({
+      'POST /api/batch/create': () => jsonResponse(202, { batchId: 'c16', status: 'queued', totalItems: 1 }),
+    });
+    const { user, fileInput } = setup({ defaults: { concurrency: 4 }, limits: { maxConcurrency: 32 } });
+
+    await user.upload(fileInput, csv());
+    await user.clear(screen.getByLabelText('Rows at once'));
+    await user.type(screen.getByLabelText('Rows at once'), '16');
+    await submit(user);
+
+    await screen.findByTestId('upload-success');
+    expect(fetch.requests[0].body.get('concurrency')).toBe('16');
   });
 
   it('shows the server’s message, code and details on a 4xx', async () => {
