@@ -7,7 +7,9 @@ Reads are by `_id` or exact indexed keys (`batchId`, `chatId`), as SecantusDB ne
 - every succeeded row has exactly one interaction, in its own chat, and the batch's
   `interactions` lists exactly those, once each; no other interaction is in the batch's chats;
 - no row started after the batch's cancel was acknowledged;
-- the final status agrees with the rows; the turns of a conversation were answered in row order;
+- the final status agrees with the rows; the turns of a conversation were answered in row order,
+  each with the conversation's previous answered turn as its history (a follow-up's search
+  query carries the previous question);
 - the results endpoint serves every row, in order, with the stored status.
 """
 
@@ -108,8 +110,10 @@ def _final_status(check: BatchCheck, cancel_requested: bool) -> None:
 
 def _interactions(db: Database, check: BatchCheck, batch: dict[str, Any], items: list[dict[str, Any]]) -> None:
     by_id = {i["interactionId"]: i for i in items}
-    found = {d["_id"]: d for d in db.interactions.find({"_id": {"$in": list(by_id)}},
-                                                      {"chatId": 1, "createdAt": 1})}
+    found = {d["_id"]: d for d in db.interactions.find(
+        {"_id": {"$in": list(by_id)}},
+        {"chatId": 1, "createdAt": 1, "question.redactedText": 1, "search.query": 1},
+    )}
     succeeded = [i for i in items if i["status"] == "succeeded"]
     without = [i for i in succeeded if i["interactionId"] not in found]
     if without:
@@ -137,6 +141,7 @@ def _interactions(db: Database, check: BatchCheck, batch: dict[str, Any], items:
         check.violations.append(f"`interactions` lacks {len(expected - set(listed))} succeeded rows and lists "
                                 f"{len(set(listed) - expected)} others")
     _conversation_order(check, succeeded, found)
+    _conversation_history(check, found)
 
 
 def _conversation_order(check: BatchCheck, succeeded: list[dict[str, Any]], found: dict[ObjectId, dict]) -> None:
@@ -148,6 +153,25 @@ def _conversation_order(check: BatchCheck, succeeded: list[dict[str, Any]], foun
     out_of_order = [key for key, times in turns.items() if any(b < a for a, b in zip(times, times[1:]))]
     if out_of_order:
         check.violations.append(f"{len(out_of_order)} conversations answered out of row order ({out_of_order[0]})")
+
+
+def _conversation_history(check: BatchCheck, found: dict[ObjectId, dict]) -> None:
+    """Each answer was asked with the chat's previous answer as history: a follow-up searches
+    for its question followed by the previous question (lib/chat/service.py), a first turn
+    for its question alone."""
+    by_chat: dict[str, list[dict]] = {}
+    for doc in found.values():
+        by_chat.setdefault(doc["chatId"], []).append(doc)
+    wrong = 0
+    for docs in by_chat.values():
+        previous = None
+        for doc in sorted(docs, key=lambda d: d["createdAt"]):
+            question = doc["question"]["redactedText"]
+            expected = question if previous is None else f"{question} {previous}"
+            wrong += doc["search"]["query"] != expected
+            previous = question
+    if wrong:
+        check.violations.append(f"{wrong} turns were not given their conversation's previous turn as history")
 
 
 def _results(check: BatchCheck, items: list[dict[str, Any]], results: list[dict[str, Any]] | None) -> None:
