@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,9 +24,8 @@ import jwt
 import pytest
 import requests
 from bson import ObjectId
-from hypothesis import event, example, given
+from hypothesis import example, given
 from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
 from werkzeug.test import Client, TestResponse
 
 from lib.auth import issue_token
@@ -36,11 +34,11 @@ from lib.dev.qstash_signing import body_hash, sign_delivery
 from lib.settings import DEV_QSTASH_CURRENT_SIGNING_KEY
 from lib.upload import UploadedForm
 from tests.integration.conftest import JWT_SECRET, bearer
+from tests.support.fuzz_checks import assert_answered_with_a_code, code_of
 from tests.support.hypothesis_profiles import fuzz_settings
 
 MAX_BODY = 4_718_592
 STEP_MAX_BODY = 64 * 1024
-CODE = re.compile(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)*")
 OTHER_BATCH_NAME = "partner2-private-batch-7f3a"
 OTHER_QUESTION = "partner2 private question about form T4-7f3a"
 CSV = b"QUESTION,ticket\nHow do I renew my passport?,T-1\nWhat is the GST credit?,T-2\n"
@@ -111,38 +109,9 @@ def world(installed, users) -> World:
     return World(installed, users, own, other["batchId"], chat.chat_id, clients)
 
 
-def record(outcome: str) -> None:
-    """Count an outcome in Hypothesis's statistics (`--hypothesis-show-statistics`)."""
-    try:
-        event(outcome)
-    except InvalidArgument:  # not inside a Hypothesis test: nothing to count
-        return
-
-
-def assert_answered_with_a_code(response: TestResponse, *success: int) -> None:
-    """A 2xx in `success`, or a 4xx with the error envelope; never a 5xx."""
-    status = response.status_code
-    assert status < 500, f"{status}: {response.get_data(as_text=True)[:500]}"
-    if status in success:
-        record(str(status))
-        return
-    assert 400 <= status < 500, status
-    body = response.get_json(silent=True)
-    assert isinstance(body, dict) and set(body) == {"error"}, response.get_data()[:500]
-    error = body["error"]
-    assert CODE.fullmatch(error["code"]), error
-    assert isinstance(error["message"], str) and error["message"], error
-    record(f"{status} {error['code']}")
-
-
 def assert_nothing_of_the_other_partner(response: TestResponse) -> None:
     text = response.get_data().decode("utf-8", "replace")
     assert OTHER_BATCH_NAME not in text and OTHER_QUESTION not in text and "partner2@" not in text
-
-
-def code_of(response: TestResponse) -> str | None:
-    body = response.get_json(silent=True)
-    return body["error"]["code"] if isinstance(body, dict) and "error" in body else None
 
 
 # ------------------------------------------------------------------------------ values

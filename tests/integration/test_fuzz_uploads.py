@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 import struct
 import subprocess
 import sys
@@ -32,9 +31,8 @@ import openpyxl
 import pytest
 import requests
 from bson import ObjectId
-from hypothesis import assume, event, example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
 from openpyxl.utils import get_column_letter
 from werkzeug.test import Client, TestResponse
 
@@ -42,6 +40,7 @@ from lib.chat.redaction import redact
 from lib.dev.qstash_server import QStashDevServer
 from lib.spreadsheet import QUESTION_HEADERS, normalise_header, parse_upload
 from tests.integration.conftest import bearer
+from tests.support.fuzz_checks import CODE, assert_answered_with_a_code, code_of
 from tests.support.hypothesis_profiles import fuzz_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +51,6 @@ MAX_COLUMNS = 200
 MAX_CELL_CHARS = 20_000
 CSV_FIELD_LIMIT = 131_072  # the csv module's default field_size_limit
 FORM = {"batchName": "fuzz", "lang": "en", "aiProvider": "offline", "searchProvider": "offline"}
-CODE = re.compile(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)*")
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -106,7 +104,7 @@ class Uploads:
     def checked(self, send) -> TestResponse:
         before = self.counts()
         response = send()
-        assert_answered_with_a_code(response, success=202)
+        assert_answered_with_a_code(response, 202)
         batches, items = self.counts()
         if response.status_code == 202:
             body = response.get_json()
@@ -125,35 +123,6 @@ def uploads(installed, users) -> Uploads:
     from lib.routes import create_batch
 
     return Uploads(Client(create_batch), bearer(users["partner"].id), installed, users["partner"])
-
-
-def record(outcome: str) -> None:
-    """Count an outcome in Hypothesis's statistics (`--hypothesis-show-statistics`)."""
-    try:
-        event(outcome)
-    except InvalidArgument:  # not inside a Hypothesis test: nothing to count
-        return
-
-
-def assert_answered_with_a_code(response: TestResponse, success: int) -> None:
-    """202 (or `success`), or a 4xx with the error envelope; never a 5xx."""
-    status = response.status_code
-    assert status < 500, f"{status}: {response.get_data(as_text=True)[:500]}"
-    if status == success:
-        record(str(status))
-        return
-    assert 400 <= status < 500, status
-    body = response.get_json(silent=True)
-    assert isinstance(body, dict) and set(body) == {"error"}, response.get_data()[:500]
-    error = body["error"]
-    assert CODE.fullmatch(error["code"]), error
-    assert isinstance(error["message"], str) and error["message"], error
-    record(f"{status} {error['code']}")
-
-
-def code_of(response: TestResponse) -> str | None:
-    body = response.get_json(silent=True)
-    return body["error"]["code"] if isinstance(body, dict) and "error" in body else None
 
 
 # ------------------------------------------------------------------------------ text
