@@ -8,10 +8,11 @@ POST `{ANTHROPIC_BASE_URL}/v1/messages` with headers `x-api-key`,
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from lib.providers.base import Completion, CompletionRequest
-from lib.providers.http import ProviderRequest, Session, bad_reply, send_call, token_count
+from lib.providers.http import HttpChat, ProviderRequest, Session, bad_reply, token_count
 from lib.settings import Settings
 
 NAME = "anthropic"
@@ -67,17 +68,7 @@ def parse_response(payload: Any, *, fallback_model: str = "unknown") -> Completi
 
 
 
-class AnthropicChat:
+def client(settings: Settings, session: Session) -> HttpChat:
     """The `AIProvider` for Anthropic's Messages API."""
-
-    name = NAME
-
-    def __init__(self, settings: Settings, session: Session):
-        self.settings = settings
-        self.session = session
-
-    def complete(self, request: CompletionRequest) -> Completion:
-        """Answer the conversation. Raises `UpstreamError`."""
-        call = build_request(self.settings, request)
-        payload = send_call(self.session, call, provider=self.name, settings=self.settings)
-        return parse_response(payload, fallback_model=self.settings.anthropic_model)
+    return HttpChat(NAME, settings, session, build_request,
+                    partial(parse_response, fallback_model=settings.anthropic_model))

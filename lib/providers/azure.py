@@ -7,12 +7,13 @@ minus `model` (the deployment picks the model); the reply is parsed as OpenAI's.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 from lib.providers import openai
 from lib.providers.base import Completion, CompletionRequest
-from lib.providers.http import ProviderRequest, Session, send_call
+from lib.providers.http import HttpChat, ProviderRequest, Session
 from lib.settings import Settings
 
 NAME = "azure"
@@ -35,17 +36,7 @@ def parse_response(payload: Any, *, fallback_model: str = "unknown") -> Completi
     return openai.parse_response(payload, provider=NAME, fallback_model=fallback_model)
 
 
-class AzureOpenAIChat:
+def client(settings: Settings, session: Session) -> HttpChat:
     """The `AIProvider` for an Azure OpenAI deployment."""
-
-    name = NAME
-
-    def __init__(self, settings: Settings, session: Session):
-        self.settings = settings
-        self.session = session
-
-    def complete(self, request: CompletionRequest) -> Completion:
-        """Answer the conversation. Raises `UpstreamError`."""
-        call = build_request(self.settings, request)
-        payload = send_call(self.session, call, provider=self.name, settings=self.settings)
-        return parse_response(payload, fallback_model=self.settings.azure_openai_deployment or "unknown")
+    return HttpChat(NAME, settings, session, build_request,
+                    partial(parse_response, fallback_model=settings.azure_openai_deployment or "unknown"))

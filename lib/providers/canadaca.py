@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from lib.providers.base import SearchResult
-from lib.providers.http import ProviderRequest, Session, bad_reply, send_call
+from lib.providers.http import HttpSearch, ProviderRequest, Session, bad_reply
 from lib.settings import Settings
 
 NAME = "canadaca"
@@ -52,17 +52,6 @@ def _text(value: Any) -> str:
     return " ".join(value.split()) if isinstance(value, str) else ""
 
 
-class CanadaCaSearch:
+def client(settings: Settings, session: Session) -> HttpSearch:
     """The `SearchProvider` for the Canada.ca search endpoint."""
-
-    name = NAME
-
-    def __init__(self, settings: Settings, session: Session):
-        self.settings = settings
-        self.session = session
-
-    def search(self, query: str, lang: str, referring_url: str | None = None, limit: int = 5) -> list[SearchResult]:
-        """Search canada.ca for pages answering `query`. Raises `UpstreamError`."""
-        call = build_request(self.settings, query, lang, limit)
-        payload = send_call(self.session, call, provider=self.name, settings=self.settings)
-        return parse_response(payload)[:limit]
+    return HttpSearch(NAME, settings, session, build_request, parse_response)

@@ -39,6 +39,7 @@ from urllib3.exceptions import MaxRetryError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
 from lib.errors import UpstreamError
+from lib.providers.base import Completion, CompletionRequest, SearchResult
 from lib.settings import Settings
 
 Session = requests.Session
@@ -182,6 +183,36 @@ def send_call(session: Session, call: ProviderRequest, *, provider: str, setting
     """`send` for a request built by a client's `build_request`, with the settings' timeouts."""
     return send(session, call.method, call.url, provider=provider, headers=call.headers, json=call.json,
                 params=call.params, timeout=timeout_of(settings))
+
+
+class HttpChat:
+    """An `AIProvider` over HTTP: a client module's `build_request` and `parse_response` around `send_call`."""
+
+    def __init__(self, name: str, settings: Settings, session: Session,
+                 build_request: Callable[[Settings, CompletionRequest], ProviderRequest],
+                 parse_response: Callable[[Any], Completion]):
+        self.name, self.settings, self.session = name, settings, session
+        self._build, self._parse = build_request, parse_response
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """Answer the conversation. Raises `UpstreamError`."""
+        call = self._build(self.settings, request)
+        return self._parse(send_call(self.session, call, provider=self.name, settings=self.settings))
+
+
+class HttpSearch:
+    """A `SearchProvider` over HTTP: a client module's `build_request` and `parse_response` around `send_call`."""
+
+    def __init__(self, name: str, settings: Settings, session: Session,
+                 build_request: Callable[[Settings, str, str, int], ProviderRequest],
+                 parse_response: Callable[[Any], list[SearchResult]]):
+        self.name, self.settings, self.session = name, settings, session
+        self._build, self._parse = build_request, parse_response
+
+    def search(self, query: str, lang: str, referring_url: str | None = None, limit: int = 5) -> list[SearchResult]:
+        """Search for pages answering `query` (the referring URL plays no part). Raises `UpstreamError`."""
+        call = self._build(self.settings, query, lang, limit)
+        return self._parse(send_call(self.session, call, provider=self.name, settings=self.settings))[:limit]
 
 
 def token_count(value: Any) -> int:

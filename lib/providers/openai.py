@@ -9,10 +9,11 @@ message list (`lib.providers.azure`).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from lib.providers.base import Completion, CompletionRequest
-from lib.providers.http import ProviderRequest, Session, bad_reply, send_call, token_count
+from lib.providers.http import HttpChat, ProviderRequest, Session, bad_reply, token_count
 from lib.settings import Settings
 
 NAME = "openai"
@@ -60,17 +61,6 @@ def parse_response(payload: Any, *, provider: str = NAME, fallback_model: str = 
 
 
 
-class OpenAIChat:
+def client(settings: Settings, session: Session) -> HttpChat:
     """The `AIProvider` for OpenAI (or any server speaking Chat Completions)."""
-
-    name = NAME
-
-    def __init__(self, settings: Settings, session: Session):
-        self.settings = settings
-        self.session = session
-
-    def complete(self, request: CompletionRequest) -> Completion:
-        """Answer the conversation. Raises `UpstreamError`."""
-        call = build_request(self.settings, request)
-        payload = send_call(self.session, call, provider=self.name, settings=self.settings)
-        return parse_response(payload, provider=self.name, fallback_model=self.settings.openai_model)
+    return HttpChat(NAME, settings, session, build_request, partial(parse_response, fallback_model=settings.openai_model))

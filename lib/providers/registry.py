@@ -12,25 +12,21 @@ import threading
 from collections.abc import Callable
 
 from lib.errors import BadRequest
-from lib.providers.anthropic import AnthropicChat
-from lib.providers.azure import AzureOpenAIChat
+from lib.providers import anthropic, azure, canadaca, google, openai
 from lib.providers.base import AIProvider, Completion, CompletionRequest, SearchProvider, SearchResult
 from lib.providers.gate import ProviderGate
-from lib.providers.canadaca import CanadaCaSearch
-from lib.providers.google import GoogleSearch
 from lib.providers.http import Session, build_session
 from lib.providers.offline import OfflineAI, OfflineSearch
-from lib.providers.openai import OpenAIChat
 from lib.settings import Settings
 
 AI_CLIENTS: dict[str, Callable[[Settings, Session], AIProvider]] = {
-    "openai": OpenAIChat,
-    "azure": AzureOpenAIChat,
-    "anthropic": AnthropicChat,
+    "openai": openai.client,
+    "azure": azure.client,
+    "anthropic": anthropic.client,
 }
 SEARCH_CLIENTS: dict[str, Callable[[Settings, Session], SearchProvider]] = {
-    "google": GoogleSearch,
-    "canadaca": CanadaCaSearch,
+    "google": google.client,
+    "canadaca": canadaca.client,
 }
 
 # Keyed by settings too: the retry policy and pool size are baked into a session, so
