@@ -44,9 +44,13 @@ def verify_token(token: str, secret: str) -> str:
 
 
 def authenticate(token: str, secret: str, load_user: Callable[[str], User | None]) -> User:
-    """The active user the token speaks for. Raises `Unauthorized`."""
+    """The active user the token speaks for. Raises `Unauthorized` (INVALID_USER).
+
+    `load_user` answers None for an unknown id and for a malformed user record
+    (`lib.store.users`), so both are refused alike.
+    """
     user = load_user(verify_token(token, secret))
-    if user is None or not user.active:
+    if user is None or user.active is not True:  # only a real True: a stray "false" string is truthy
         raise Unauthorized("The token's user does not exist or is not active.", code="INVALID_USER")
     return user
 

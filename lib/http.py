@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Any
 
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request, Response
 
 from lib.errors import AppError, BadRequest, MethodNotAllowed, PayloadTooLarge, Unauthorized, UnsupportedMediaType
@@ -23,6 +26,38 @@ from lib.errors import AppError, BadRequest, MethodNotAllowed, PayloadTooLarge, 
 log = logging.getLogger("ai_answers.http")
 
 _READ_CHUNK = 64 * 1024
+
+# An incoming request id is written into the log line and echoed back, so only ids that
+# cannot forge a field (no spaces, `=`, control characters) are taken; Vercel's look like
+# `iad1::abcde-1234567890123-abcdef123456`.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+REQUEST_ID_HEADERS = ("X-Vercel-Id", "X-Request-Id")
+
+CLIENT_DISCONNECTED = "CLIENT_DISCONNECTED"
+
+# A 503 tells the caller to come back; without a Retry-After, clients guess (or hammer).
+DEFAULT_RETRY_AFTER_SECONDS = 5
+
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'",
+    "script-src 'self'",  # the Vite build has no inline script (tests/unit/test_page_headers.py checks)
+    "style-src 'self'",
+    "img-src 'self' data:",  # the favicon is a data: URL
+    "connect-src 'self'",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "object-src 'none'",
+))
+
+# The headers of the page (the static UI), in one place: the local app server sends them,
+# and vercel.json's `headers` mirrors them for production (a test keeps the two equal).
+PAGE_HEADERS: Mapping[str, str] = MappingProxyType({
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+})
 
 
 def to_jsonable(value: Any) -> Any:
@@ -35,6 +70,7 @@ def to_jsonable(value: Any) -> Any:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer that no cache keeps (answers here are per user and change as batches run)."""
     body = json.dumps(data, default=to_jsonable, ensure_ascii=False, separators=(",", ":"))
     response = Response(body, status=status, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
@@ -44,7 +80,20 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(error: AppError) -> Response:
-    return json_response(error.to_body(), status=error.status, headers=error.headers)
+    """The error envelope of api.md, with the error's headers; a 503 always says when to retry."""
+    headers = dict(error.headers)
+    if error.status == 503:
+        headers.setdefault("Retry-After", str(DEFAULT_RETRY_AFTER_SECONDS))
+    return json_response(error.to_body(), status=error.status, headers=headers)
+
+
+def request_id_of(request: Request) -> str:
+    """The caller's (or Vercel's) request id when it is well formed, otherwise a fresh one."""
+    for name in REQUEST_ID_HEADERS:
+        given = request.headers.get(name)
+        if given is not None and _REQUEST_ID.fullmatch(given):
+            return given
+    return uuid.uuid4().hex
 
 
 @dataclass
@@ -109,11 +158,19 @@ def parse_json_object(raw: bytes, *, code: str) -> dict[str, Any]:
 
 
 def iter_body(request: Request, limit: int) -> Iterator[bytes]:
-    """Yield the body in chunks; raise 413 as soon as more than `limit` bytes arrive."""
+    """Yield the body in chunks; raise 413 as soon as more than `limit` bytes arrive.
+
+    Raises `BadRequest(CLIENT_DISCONNECTED)` when the body ends, or stalls past the
+    server's read timeout, before its Content-Length: the client's doing, never a 500.
+    """
     stream = request.stream
     total = 0
     while True:
-        chunk = stream.read(_READ_CHUNK)
+        try:
+            chunk = stream.read(_READ_CHUNK)
+        except ClientDisconnected as exc:  # werkzeug's: the stream ended early, or the socket read failed
+            raise BadRequest("The request body ended before its Content-Length.",
+                             code=CLIENT_DISCONNECTED) from exc
         if not chunk:
             return
         total += len(chunk)
@@ -147,11 +204,12 @@ class Endpoint:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
         request = Request(environ)
-        request_id = request.headers.get("X-Vercel-Id") or request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        request_id = request_id[:64]
+        request_id = request_id_of(request)
         call = Call(request=request, request_id=request_id, max_body_bytes=0)
         response = self._respond(call)
         response.headers["X-Request-Id"] = request_id
+        # Every answer, errors and preflights included: a browser must never sniff JSON as HTML.
+        response.headers["X-Content-Type-Options"] = "nosniff"
         user_id = getattr(call.user, "id", None)
         extra = "".join(f" {k}={v}" for k, v in call.log_fields.items())
         log.info(
@@ -178,10 +236,17 @@ class Endpoint:
                 call.user = self.authenticate(call)
             return self.handler(call)
         except AppError as error:
-            if error.status >= 500:
-                log.error("request id=%s failed code=%s: %s", call.request_id, error.code, error.message)
+            _log_known_error(call.request_id, error)
             return error_response(error)
         except Exception:  # the edge: anything unknown is a logged 500 with no detail leaked
             log.exception("request id=%s failed with an unexpected error", call.request_id)
             return error_response(AppError("An unexpected error occurred. Quote the request id to support.",
                                            details={"requestId": call.request_id}))
+
+
+def _log_known_error(request_id: str, error: AppError) -> None:
+    """Our faults (5xx) at ERROR; a client that went away at INFO; other 4xx only in the request line."""
+    if error.status >= 500:
+        log.error("request id=%s failed code=%s: %s", request_id, error.code, error.message)
+    elif error.code == CLIENT_DISCONNECTED:
+        log.info("request id=%s client went away before sending its whole body", request_id)

@@ -1,25 +1,48 @@
 """Local app server: loads `api/**/*.py` by path and serves each `app` at its Vercel route.
 
-Also serves the built UI (`ui/dist`) at `/`, the way Vercel serves the static output.
-Run as `python -m lib.dev.appserver --port 3000`.
+Also serves the built UI (`ui/dist`) at `/`, the way Vercel serves the static output,
+with the page's security headers (`lib.http.PAGE_HEADERS`, mirrored in vercel.json).
+Errors the HTTP layer answers before any app runs (a header over 64 KiB, too many
+headers, a garbled request line) are JSON error envelopes like every other error, and a
+socket read timeout ends a connection whose headers or body stall.
+Run as `python -m lib.dev.appserver --port 3000 [--read-timeout 30]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
 import mimetypes
 import sys
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response
+
+from lib.errors import AppError
+from lib.http import PAGE_HEADERS
 
 ROOT = Path(__file__).resolve().parents[2]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# Long enough for a slow upload's next packet, short enough that a stalled client cannot
+# hold a server thread for good.
+DEFAULT_READ_TIMEOUT_SECONDS = 30.0
+
+# The codes of the errors that http.server answers itself, before the request reaches an app.
+PROTOCOL_ERROR_CODES = {
+    HTTPStatus.BAD_REQUEST: "BAD_REQUEST",
+    HTTPStatus.REQUEST_TIMEOUT: "REQUEST_TIMEOUT",
+    HTTPStatus.REQUEST_URI_TOO_LONG: "URI_TOO_LONG",
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: "HEADERS_TOO_LARGE",
+    HTTPStatus.NOT_IMPLEMENTED: "NOT_IMPLEMENTED",
+    HTTPStatus.HTTP_VERSION_NOT_SUPPORTED: "HTTP_VERSION_NOT_SUPPORTED",
+}
 
 
 def load_routes(api_dir: Path) -> dict[str, WSGIApp]:
@@ -51,6 +74,9 @@ class Router:
         self.static_dir = static_dir.resolve() if static_dir else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return self._route(environ, _with_page_headers(start_response))
+
+    def _route(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         trimmed = path.rstrip("/") or "/"
         app = self.routes.get(trimmed)
@@ -72,6 +98,17 @@ class Router:
         return response
 
 
+def _with_page_headers(start_response: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the page headers an answer lacks, as vercel.json's `headers` does for every path."""
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        present = {name.lower() for name, _ in headers}
+        extra = [(name, value) for name, value in PAGE_HEADERS.items() if name.lower() not in present]
+        return start_response(status, [*headers, *extra], exc_info)
+
+    return start
+
+
 def _json_404(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     body = b'{"error":{"code":"NO_SUCH_ROUTE","message":"No such endpoint."}}'
     start_response("404 NOT FOUND", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -79,8 +116,42 @@ def _json_404(environ: dict[str, Any], start_response: Callable[..., Any]) -> It
 
 
 class QuietHandler(WSGIRequestHandler):
+    """werkzeug's handler with a socket read timeout and JSON protocol errors."""
+
+    # socketserver's StreamRequestHandler sets it on the connection: a read that waits
+    # longer raises, which werkzeug's input stream turns into ClientDisconnected (a 400
+    # CLIENT_DISCONNECTED from lib.http) mid-body, and a closed connection mid-headers.
+    timeout: float | None = DEFAULT_READ_TIMEOUT_SECONDS
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # the endpoints log one line per request themselves
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer a protocol error as our JSON envelope, not http.server's HTML page.
+
+        The message is the status's standard explanation: `message` and `explain` may
+        quote the client's request line, which an error page should not echo.
+        """
+        phrase, explanation = self.responses.get(code, ("Error", "The request could not be handled."))
+        self.log_error("code %d, message %s", code, message or phrase)
+        error = AppError(explanation, code=PROTOCOL_ERROR_CODES.get(code, "HTTP_ERROR"))
+        body = json.dumps(error.to_body()).encode()
+        self.send_response(code, phrase)
+        self.send_header("Connection", "close")  # the request could not be read: the stream is lost
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def make_app_server(host: str, port: int, app: WSGIApp, *,
+                    read_timeout: float = DEFAULT_READ_TIMEOUT_SECONDS) -> BaseWSGIServer:
+    """A threaded werkzeug server for `app` whose connections time out after `read_timeout` s idle."""
+    handler = type("TimedHandler", (QuietHandler,), {"timeout": read_timeout})
+    return make_server(host, port, app, threaded=True, request_handler=handler)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,10 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--static", default=str(ROOT / "ui" / "dist"))
+    parser.add_argument("--read-timeout", type=float, default=DEFAULT_READ_TIMEOUT_SECONDS,
+                        help="seconds a connection may stall mid-request before it is ended")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     router = Router(load_routes(ROOT / "api"), Path(args.static))
-    server = make_server(args.host, args.port, router, threaded=True, request_handler=QuietHandler)
+    server = make_app_server(args.host, args.port, router, read_timeout=args.read_timeout)
     print(f"app server listening on http://{args.host}:{server.server_port}", flush=True)
     try:
         server.serve_forever()
