@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,11 +16,12 @@ from bson import ObjectId
 from lib.chat.redaction import redact
 from lib.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, TooManyRequests
 from lib.models import Batch, BatchStatus, ItemStatus, User
-from lib.planning import chat_key_for, progress
+from lib.planning import chat_key_for, counters, progress
 from lib.queue import StepQueue
 from lib.settings import AI_PROVIDERS, MAX_CONCURRENCY, SEARCH_PROVIDERS, Settings
 from lib.spreadsheet import ParsedTable, parse_upload
 from lib.store.batches import BatchStore
+from lib.store.ids import new_chat_id
 from lib.store.limits import LimitStore
 from lib.upload import UploadedForm
 
@@ -31,6 +33,8 @@ RESULT_COLUMNS = (
 MAX_NAME_CHARS = 200
 RATE_WINDOW_SECONDS = 60
 ACTIVE_RETRY_SECONDS = 30
+# Only ASCII digits: str.isdigit() also takes "²" (which int() refuses) and "٣" (which it reads as 3).
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,6}")
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def validate_form(form: UploadedForm, settings: Settings) -> BatchRequest:
     concurrency_text = fields.get("concurrency", "").strip()
     concurrency = settings.batch_concurrency
     if concurrency_text:
-        if not concurrency_text.isdigit() or not 1 <= int(concurrency_text) <= MAX_CONCURRENCY:
+        if not _WHOLE_NUMBER.fullmatch(concurrency_text) or not 1 <= int(concurrency_text) <= MAX_CONCURRENCY:
             raise _field_error("concurrency", f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}.",
                                "INVALID_FIELD")
         concurrency = int(concurrency_text)
@@ -163,16 +167,18 @@ class BatchService:
         return [self.summary(b) for b in self.store.list_for_user(user.id)]
 
     def summary(self, batch: Batch) -> dict[str, Any]:
-        done = batch.processed_items + batch.failed_items + batch.cancelled_items
-        percent, eta = progress(batch.total_items, done, batch.started_at, self.now(), batch.status)
+        shown = counters(batch.total_items, processed=batch.processed_items, blocked=batch.blocked_items,
+                         failed=batch.failed_items, cancelled=batch.cancelled_items)
+        percent, eta = progress(batch.total_items, sum(shown.values()), batch.started_at, self.now(), batch.status)
         return {
             "batchId": batch.id,
             "name": batch.name,
             "status": batch.status.value,
             "totalItems": batch.total_items,
-            "processedItems": batch.processed_items,
-            "failedItems": batch.failed_items,
-            "cancelledItems": batch.cancelled_items,
+            "processedItems": shown["processed"],
+            "blockedItems": shown["blocked"],
+            "failedItems": shown["failed"],
+            "cancelledItems": shown["cancelled"],
             "createdAt": batch.created_at,
             "updatedAt": batch.updated_at,
             "startedAt": batch.started_at,
@@ -188,23 +194,25 @@ class BatchService:
         }
 
     def cancel(self, user: User, batch_id: str | None) -> dict[str, Any]:
-        """Cancel an active batch: pending rows are cancelled at once, rows in flight finish."""
+        """Cancel an active batch at once, whatever its size: it becomes `cancelling`.
+
+        No row starts after this returns; rows in flight finish and are recorded; the
+        batch's steps cancel its pending rows and make it `cancelled` once none is in
+        flight. A cancel that took effect is never answered with an error: should the
+        queue be away, the sweep publishes the step instead.
+        """
         batch = self.owned(user, batch_id)
         oid = ObjectId(batch.id)
         if not batch.status.is_active or not self.store.cancel(oid, self.now()):
-            raise Conflict(f"The batch is already {self.store.status_of(oid) or batch.status}.", code="BATCH_FINISHED")
-        counts = self.store.count_by_status(oid)
-        now = self.now()
-        self.store.finalise(oid, counts=counts, interactions=self.store.succeeded_interaction_ids(oid), status=None,
-                            now=now)
-        if counts.get(ItemStatus.PROCESSING.value):
-            # Should their step die, this step records the rows in flight once their lease is over.
-            try:
-                self.queue.publish_step(batch.id, 0, dedup_id=f"{batch.id}:settle:cancel",
-                                        delay_seconds=self.settings.step_lease_seconds + 1)
-            except ServiceUnavailable:
-                log.warning("batch=%s cancelled; the settle step could not be queued (the sweep will)", batch.id)
-        return {"batchId": batch.id, "status": BatchStatus.CANCELLED.value}
+            current = self.store.status_of(oid) or batch.status
+            if current == BatchStatus.CANCELLING:
+                return {"batchId": batch.id, "status": current.value}
+            raise Conflict(f"The batch is already {current}.", code="BATCH_FINISHED")
+        try:
+            self.queue.publish_step(batch.id, 0, dedup_id=f"{batch.id}:cancel")
+        except ServiceUnavailable:
+            log.warning("batch=%s cancelling; its step could not be queued (the sweep will)", batch.id)
+        return {"batchId": batch.id, "status": BatchStatus.CANCELLING.value}
 
     def results(self, user: User, batch_id: str | None) -> tuple[Batch, list[str], Iterator[dict[str, Any]]]:
         """The batch, the result columns, and its rows in input order (streamed)."""
@@ -293,16 +301,24 @@ def _batch_doc(batch_id: ObjectId, user: User, request: BatchRequest, table: Par
 
 def _item_docs(batch_id: ObjectId, table: ParsedTable) -> list[dict[str, Any]]:
     docs = []
+    # Each conversation gets a chat id of its own, issued here by the server and nobody
+    # can predict; `turn` is the row's place in its conversation.
+    chats: dict[str, tuple[str, int]] = {}
     for index, row in enumerate(table.rows):
         redaction = redact(row.question)
         original = dict(row.original)
         original[table.question_column] = redaction.text  # the original question never reaches the store
+        chat_key = chat_key_for(row.chat_label, index)
+        chat_id, turn = chats.get(chat_key, (new_chat_id(), -1))
+        chats[chat_key] = (chat_id, turn + 1)
         docs.append({
             "_id": ObjectId(),
             "batchId": batch_id,
             "rowIndex": index,
             "rowNumber": row.row_number,
-            "chatKey": chat_key_for(row.chat_label, index),
+            "chatKey": chat_key,
+            "chatId": chat_id,
+            "turn": turn + 1,
             "chatLabel": row.chat_label,
             "question": redaction.text,
             "piiRedacted": redaction.redacted,

@@ -1,86 +1,60 @@
-"""The step engine: one QStash delivery runs one time-boxed chunk of a batch (design §4).
+"""The step engine: one QStash delivery runs one time-boxed chunk of a batch (design §4, §6).
 
 A step takes the batch's lease, plans runnable conversations, runs up to
-`concurrency` of them side by side (threads: provider calls are I/O), claims each row
-by compare-and-set, and stops claiming when the budget left is shorter than a row is
-expected to take. It then releases the lease and publishes its successor, or
-finalises the batch from the items, which are the source of truth.
+`concurrency` of them side by side (threads: provider calls are I/O), and stops
+claiming when the budget left is shorter than a row is expected to take. Writes are
+grouped: rows are claimed in bulk writes that keep each row's compare-and-set
+(`lib.execution_writes.ClaimGroup`), and finished rows are recorded in bulk at each
+flush (interactions, chats, outcomes, counters). It then releases the lease and
+publishes its successor, or finalises the batch from the items, which are the source
+of truth. A cancelled batch is settled by the same steps: its pending rows are
+cancelled in chunks, and it becomes `cancelled` once no row is in flight.
+
+Every piece of a step's work fits its budget: claiming stops at the claim deadline,
+waiting for rows in flight stops early enough to leave time for the last flush and
+the wrap-up, and cancelling rows goes in chunks until the time is up.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from bson import ObjectId
 
 from lib.chat.service import ChatProcessingService
 from lib.errors import AppError, ServiceUnavailable, UpstreamError
+from lib.execution_writes import ClaimGroup, EngineConfig, Finished, Progress, StepOutcome, Turns, record_finished
 from lib.models import Batch, BatchItem, BatchStatus, ItemError, ItemStatus, Role, User
-from lib.planning import DurationEstimate, chat_id_for, compute_backoff, final_status, may_start_row, plan_runnable
+from lib.planning import DurationEstimate, compute_backoff, final_status, may_start_row, plan_runnable
 from lib.queue import StepMessage, StepQueue
 from lib.store.batches import BatchStore
-from lib.store.chats import to_object_id
+from lib.store.chats import ChatStore
+from lib.store.ids import to_object_id
+
+__all__ = ["EngineConfig", "StepEngine", "StepOutcome"]
 
 log = logging.getLogger("ai_answers.execution")
 
 FLUSH_EVERY_ROWS = 25
-FLUSH_EVERY_SECONDS = 2.0
-# A thread still inside a provider call when the budget ends is left behind; the step
-# returns this long before the platform would kill it.
+FLUSH_EVERY_SECONDS = 1.0
+# A thread still inside a provider call at the end is left behind: the step stops
+# waiting for it this long before the platform's limit...
 RETURN_MARGIN_SECONDS = 2.0
+# ...less this, kept for the last flush, the wrap-up and the next step's publish.
+WRAP_UP_SECONDS = 3.0
 # A row's answer is recorded only this long before its claim's lease ends: after that,
 # another step may have claimed the row again.
 ANSWER_MARGIN_SECONDS = 5.0
 # Our own provider gate is full: the row waits this long, and no attempt is spent.
 BUSY_BACKOFF_SECONDS = 2.0
-
-# A chat's interactions, oldest first, as a conversation's previous turn left them (None: unknown).
-Turns = tuple[dict[str, Any], ...] | None
-
-
-@dataclass
-class StepOutcome:
-    batch_id: str
-    action: str  # "ran", "finalised", "lease-busy", "nothing-to-do"
-    seq: int = 0
-    rows_succeeded: int = 0
-    rows_failed: int = 0
-    rows_retry_later: int = 0
-
-
-@dataclass
-class _Progress:
-    """Finished rows not yet added to the batch's counters (flushed in groups)."""
-
-    processed: int = 0
-    failed: int = 0
-    interactions: list[ObjectId] = field(default_factory=list)
-    last_flush: float = field(default_factory=time.monotonic)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def take(self) -> tuple[int, int, list[ObjectId]]:
-        with self.lock:
-            taken = (self.processed, self.failed, self.interactions)
-            self.processed, self.failed, self.interactions = 0, 0, []
-            self.last_flush = time.monotonic()
-            return taken
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    max_attempts: int
-    step_budget_seconds: float
-    function_max_duration: float
-    lease_seconds: int
-    concurrency_cap: int = 32
+# Rows of a cancelled batch cancelled per bulk write while settling it.
+CANCEL_CHUNK = 500
+POLL_SECONDS = 0.1
 
 
 class StepEngine:
@@ -91,9 +65,11 @@ class StepEngine:
         queue: StepQueue,
         config: EngineConfig,
         now: Callable[[], datetime],
+        chats: ChatStore | None = None,
     ):
         self.batches = batches
         self.chat = chat
+        self.chats = chats if chats is not None else chat.chats
         self.queue = queue
         self.config = config
         self.now = now
@@ -118,14 +94,12 @@ class StepEngine:
             try:
                 self.batches.release_lease(oid, owner, self.now())
             except ServiceUnavailable:
-                pass  # the database is away: the lease will expire on its own
+                log.info("batch=%s the lease could not be released (database away); it will expire", oid)
             raise
 
     def _lease_not_taken(self, oid: ObjectId, message: StepMessage, now: datetime) -> StepOutcome:
         current = self.batches.get(str(oid))
-        if current is not None and current.status == BatchStatus.CANCELLED and current.completed_at is None:
-            return self.settle_cancelled(oid, now)
-        if current is None or not current.status.is_active:
+        if current is None or not current.status.is_running:
             return StepOutcome(message.batch_id, "nothing-to-do")
         if current.lease_until is not None and current.lease_until > now:
             # A live step holds the lease. Should it die, this delayed message picks the
@@ -139,24 +113,6 @@ class StepEngine:
         # The lease was freed between our attempt and this read: let QStash redeliver.
         raise ServiceUnavailable("The step lease changed hands; retry.", code="LEASE_RACE")
 
-    def settle_cancelled(self, oid: ObjectId, now: datetime) -> StepOutcome:
-        """Record a cancelled batch's rows in flight: those whose step died are cancelled; recount."""
-        in_flight = self.batches.items_with_status(oid, ItemStatus.PROCESSING)
-        self.batches.cancel_abandoned_rows(in_flight, now)
-        counts = self.batches.count_by_status(oid)
-        self.batches.finalise(oid, counts=counts, interactions=self.batches.succeeded_interaction_ids(oid),
-                              status=None, now=now)
-        live = [i.lease_until for i in in_flight if i.lease_until is not None and i.lease_until > now]
-        if live:
-            schedule_settle(self.queue, str(oid), max(live), now)
-        return StepOutcome(str(oid), "settled")
-
-
-def schedule_settle(queue: StepQueue, batch_id: str, when: datetime, now: datetime) -> None:
-    """A step at `when` records a cancelled batch's rows still in flight (one per moment)."""
-    queue.publish_step(batch_id, 0, dedup_id=f"{batch_id}:settle:{int(when.timestamp())}",
-                       delay_seconds=max(1.0, (when - now).total_seconds() + 1))
-
 
 class _Step:
     """One lease holder's work on one batch."""
@@ -167,16 +123,21 @@ class _Step:
         self.oid = oid
         self.owner = owner
         self.lease_until = lease_until
+        self.answer_by = lease_until - timedelta(seconds=ANSWER_MARGIN_SECONDS)
+        max_duration = engine.config.function_max_duration
         self.claim_deadline = t0 + engine.config.step_budget_seconds
-        self.return_deadline = t0 + engine.config.function_max_duration - RETURN_MARGIN_SECONDS
-        self.progress = _Progress()
+        self.wait_deadline = t0 + max_duration - RETURN_MARGIN_SECONDS - WRAP_UP_SECONDS
+        self.work_deadline = t0 + max_duration - RETURN_MARGIN_SECONDS - 1.0
+        self.progress = Progress()
         self.estimate = DurationEstimate(initial=min(10.0, engine.config.step_budget_seconds / 4))
-        self.cancelled = threading.Event()
+        self.claims = ClaimGroup(engine.batches, self.oid, owner, lease_until, engine.now, self.progress)
         self.outcome = StepOutcome(batch.id, "ran", seq=batch.step_seq)
         self.user = User(id=batch.uploader_user_id, email="", role=Role.PARTNER, active=True)
 
     def run(self) -> StepOutcome:
         e = self.e
+        if self.batch.status == BatchStatus.CANCELLING:
+            return self._settle_cancel()
         now = e.now()
         in_flight = e.batches.items_with_status(self.oid, ItemStatus.PROCESSING)
         if e.batches.reset_expired(in_flight, now):
@@ -186,62 +147,70 @@ class _Step:
         concurrency = max(1, min(self.batch.concurrency, e.config.concurrency_cap))
         if plan.conversations:
             self._run_conversations(plan.conversations, concurrency)
-        self._flush()
+        status = self._flush()
+        if status == BatchStatus.CANCELLING:
+            return self._settle_cancel()
         return self._wrap_up()
+
+    # --- running rows ---------------------------------------------------------------
 
     def _run_conversations(self, conversations: list, concurrency: int) -> None:
         pool = ThreadPoolExecutor(max_workers=min(concurrency, len(conversations)), thread_name_prefix="row")
         futures = [pool.submit(self._run_conversation, c.rows) for c in conversations]
         try:
             while True:
-                remaining = self.return_deadline - time.monotonic()
-                done, not_done = wait(futures, timeout=min(1.0, max(0.0, remaining)))
+                remaining = self.wait_deadline - time.monotonic()
+                done, not_done = wait(futures, timeout=min(POLL_SECONDS, max(0.0, remaining)))
                 if not not_done:
                     break
                 if remaining <= 0:
+                    self.progress.stop.set()
                     log.warning("batch=%s step=%s left %d conversations running at the deadline",
                                 self.batch.id, self.batch.step_seq, len(not_done))
                     break
-                if time.monotonic() - self.progress.last_flush >= FLUSH_EVERY_SECONDS:
+                if self.progress.due(FLUSH_EVERY_ROWS, FLUSH_EVERY_SECONDS):
                     self._flush()
             for future in futures:
                 if future.done() and future.exception() is not None:
                     raise future.exception()  # type: ignore[misc]
         finally:
+            self.progress.stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _run_conversation(self, rows: list[BatchItem]) -> None:
         # The chat's interactions once one of its turns has run here: the next turn's history,
-        # so that a follow-up does not open its chat and read it back from the database.
+        # so that a follow-up does not read its chat back from the database. A first turn on
+        # its first attempt has none, and nothing to read either.
         history: Turns = None
         for item in rows:
-            if self.cancelled.is_set():
+            if self.progress.stop.is_set():
                 return
             if not may_start_row(self.claim_deadline - time.monotonic(), self.estimate.value):
                 return
-            now = self.e.now()
-            if item.not_before is not None and item.not_before > now:
+            if item.not_before is not None and item.not_before > self.e.now():
                 return
-            if not self.e.batches.claim(item.id, self.owner, now, self.lease_until):
+            if not self.claims.claim(item):
                 return  # cancelled, or another step has it: either way this conversation stops here
+            if history is None and item.turn == 0 and item.attempts == 0:
+                history = ()
             ran, history = self._run_row(item, attempt=item.attempts + 1, history=history)
             if not ran:
                 return
-            if len(self.progress.interactions) + self.progress.failed >= FLUSH_EVERY_ROWS:
-                self._flush()
 
     def _run_row(self, item: BatchItem, attempt: int, history: Turns) -> tuple[bool, Turns]:
         """Run one claimed row to an outcome; False when it must wait for a later step.
 
         Also returns the chat's history for the conversation's next turn: the answered chat
-        after a success, None (read it from the store) after anything else.
+        after a success, the same history after a failure (a failed turn adds nothing to
+        the chat). Within a step the history in memory is the truth: the turns before are
+        recorded only at the next flush.
         """
         e = self.e
         while True:
             row_started = time.monotonic()
             try:
                 result = e.chat.process_message(
-                    chat_id=chat_id_for(self.batch.id, item.chat_key),
+                    chat_id=item.chat_id,
                     user_message=item.question,
                     lang=self.batch.page_language,
                     selected_ai=self.batch.ai_provider,
@@ -250,8 +219,9 @@ class _Step:
                     user=self.user,
                     override_user_id=self.batch.uploader_user_id if self.batch.apply_overrides else None,
                     interaction_id=item.interaction_id,
-                    answer_by=self.lease_until - timedelta(seconds=ANSWER_MARGIN_SECONDS),
+                    answer_by=self.answer_by,
                     earlier_turns=history,
+                    record=False,
                 )
             except UpstreamError as exc:
                 self.estimate.observe(time.monotonic() - row_started)
@@ -263,11 +233,11 @@ class _Step:
                 log.info("batch=%s row=%s attempt=%s provider=%s error=%s retryable=%s", self.batch.id,
                          item.row_index, attempt, exc.provider, exc.code, exc.retryable)
                 if not exc.retryable or attempt >= e.config.max_attempts:
-                    self._finish_failed(item, attempt, ItemError(code=exc.code, message=exc.message, retryable=exc.retryable))
-                    return True, None
+                    self._failed(item, attempt, ItemError(code=exc.code, message=exc.message, retryable=exc.retryable))
+                    return True, history
                 backoff = compute_backoff(attempt, exc.retry_after)
                 time_left = self.claim_deadline - time.monotonic()
-                if not self.cancelled.is_set() and time_left > backoff + self.estimate.value:
+                if not self.progress.stop.is_set() and time_left > backoff + self.estimate.value:
                     time.sleep(backoff)
                     attempt += 1
                     continue
@@ -276,92 +246,116 @@ class _Step:
             except ServiceUnavailable:
                 raise  # the database or queue is away: the step fails and QStash redelivers it
             except AppError as exc:
-                self._finish_failed(item, attempt, ItemError(code=exc.code, message=exc.message))
-                return True, None
+                self._failed(item, attempt, ItemError(code=exc.code, message=exc.message))
+                return True, history
             except Exception:  # a bug must not lose the other rows: record it on this one
                 log.exception("batch=%s row=%s failed unexpectedly", self.batch.id, item.row_index)
-                self._finish_failed(item, attempt, ItemError(code="INTERNAL", message="The row failed unexpectedly."))
-                return True, None
+                self._failed(item, attempt, ItemError(code="INTERNAL", message="The row failed unexpectedly."))
+                return True, history
             elapsed = time.monotonic() - row_started
             self.estimate.observe(elapsed)
-            finished = e.batches.finish(
-                item.id,
-                self.owner,
-                {
-                    "status": ItemStatus.SUCCEEDED.value,
-                    "attempts": attempt,
-                    "chatId": result.chat_id,
-                    "answer": result.answer,
-                    "citationUrl": result.citation_url,
-                    "model": result.model,
-                    "tokens": {"input": result.input_tokens, "output": result.output_tokens},
-                    "responseTimeMs": int(elapsed * 1000),
-                    "finishedAt": e.now(),
-                    "error": None,
-                },
-            )
-            if finished:
-                with self.progress.lock:
-                    self.progress.processed += 1
-                    self.progress.interactions.append(ObjectId(item.interaction_id))
-                    self.outcome.rows_succeeded += 1
+            fields = {
+                "status": ItemStatus.SUCCEEDED.value,
+                "attempts": attempt,
+                "chatId": result.chat_id,
+                "answer": result.answer,
+                "citationUrl": result.citation_url,
+                "model": result.model,
+                "tokens": {"input": result.input_tokens, "output": result.output_tokens},
+                "responseTimeMs": int(elapsed * 1000),
+                "finishedAt": e.now(),
+                "error": None,
+            }
+            self.progress.add(Finished(item=item, fields=fields, interaction=result.interaction,
+                                       new_chat=result.interaction is not None and len(result.turns) == 1))
             return True, result.turns or None
 
-    def _finish_failed(self, item: BatchItem, attempt: int, error: ItemError) -> None:
-        finished = self.e.batches.finish(
-            item.id,
-            self.owner,
-            {"status": ItemStatus.FAILED.value, "attempts": attempt, "error": error.model_dump(), "finishedAt": self.e.now()},
-        )
-        if finished:
-            with self.progress.lock:
-                self.progress.failed += 1
-                self.outcome.rows_failed += 1
+    def _failed(self, item: BatchItem, attempt: int, error: ItemError) -> None:
+        fields = {"status": ItemStatus.FAILED.value, "attempts": attempt, "error": error.model_dump(),
+                  "finishedAt": self.e.now()}
+        self.progress.add(Finished(item=item, fields=fields))
 
     def _release(self, item: BatchItem, attempt: int, error: ItemError, backoff: float) -> None:
         e = self.e
         not_before = e.now() + timedelta(seconds=backoff)
         if e.batches.release_for_retry(item.id, self.owner, error, not_before, attempts=attempt):
             self.outcome.rows_retry_later += 1
-            # A cancel that came while this row was in flight must not see it start again.
-            if e.batches.status_of(self.oid) == BatchStatus.CANCELLED:
-                e.batches.cancel_item_if_pending(item.id, e.now())
 
-    def _flush(self) -> None:
-        processed, failed, interactions = self.progress.take()
-        status = self.e.batches.flush_progress(
-            self.oid, processed=processed, failed=failed, interactions=interactions, now=self.e.now()
+    # --- recording ------------------------------------------------------------------
+
+    def _flush(self) -> BatchStatus | None:
+        """Record the rows that ended since the last flush, in bulk; the batch's status."""
+        finished = self.progress.take()
+        e = self.e
+        now = e.now()
+        late = [f for f in finished if f.interaction is not None and now > self.answer_by]
+        if late:
+            # Past the claim's deadline another step may run these rows again: drop the answers.
+            log.warning("batch=%s dropped %d answers that came after the claim's deadline", self.batch.id, len(late))
+            finished = [f for f in finished if f not in late]
+        counts = record_finished(e.batches, e.chats, finished, self.owner, self.batch.uploader_user_id, now)
+        self.outcome.rows_succeeded += counts.get(ItemStatus.SUCCEEDED.value, 0)
+        self.outcome.rows_failed += counts.get(ItemStatus.FAILED.value, 0)
+        status = e.batches.flush_progress(
+            self.oid, processed=counts.get(ItemStatus.SUCCEEDED.value, 0),
+            failed=counts.get(ItemStatus.FAILED.value, 0), now=now,
         )
-        if status == BatchStatus.CANCELLED:
-            self.cancelled.set()
+        if status is not None and not status.is_active:
+            self.progress.stop.set()
+        return status
+
+    # --- ending the step ------------------------------------------------------------
 
     def _wrap_up(self) -> StepOutcome:
         e = self.e
         now = e.now()
-        counts = e.batches.count_by_status(self.oid)
-        status = e.batches.status_of(self.oid)
-        if status == BatchStatus.CANCELLED:
-            e.batches.cancel_pending_items(self.oid, now)
+        if not e.batches.has_items_with_status(self.oid, ItemStatus.PENDING) and \
+                not e.batches.has_items_with_status(self.oid, ItemStatus.PROCESSING):
             counts = e.batches.count_by_status(self.oid)
-            e.batches.finalise(self.oid, counts=counts, interactions=e.batches.succeeded_interaction_ids(self.oid),
-                               status=None, now=now)
-            e.batches.release_lease(self.oid, self.owner, now)
-            if counts.get(ItemStatus.PROCESSING.value):
-                schedule_settle(e.queue, self.batch.id, self.lease_until, now)  # rows left running at the deadline
-            self.outcome.action = "finalised"
-            return self.outcome
-        done = final_status(counts)
-        if done is not None:
-            e.batches.finalise(self.oid, counts=counts, interactions=e.batches.succeeded_interaction_ids(self.oid),
-                               status=done, now=now)
-            self.outcome.action = "finalised"
-            log.info("batch=%s finalised status=%s counts=%s", self.batch.id, done.value, counts)
-            return self.outcome
+            done = final_status(counts)
+            if done is not None:
+                self._finalise(counts, done, now)
+                return self.outcome
         e.batches.release_lease(self.oid, self.owner, now)
         delay = self._next_delay(now)
         e.queue.publish_step(self.batch.id, self.batch.step_seq, dedup_id=f"{self.batch.id}:{self.batch.step_seq}",
                              delay_seconds=delay)
         return self.outcome
+
+    def _settle_cancel(self) -> StepOutcome:
+        """Cancel the batch's pending rows, in chunks, while the budget lasts; `cancelled` once none is in flight."""
+        e = self.e
+        now = e.now()
+        in_flight = e.batches.items_with_status(self.oid, ItemStatus.PROCESSING)
+        e.batches.reset_expired(in_flight, now)  # rows whose step died: pending, so cancelled below
+        more = True
+        while time.monotonic() < self.work_deadline:
+            cancelled = e.batches.cancel_pending_chunk(self.oid, e.now(), CANCEL_CHUNK)
+            if cancelled:
+                e.batches.flush_progress(self.oid, cancelled=cancelled, now=e.now())
+            if cancelled < CANCEL_CHUNK:
+                more = e.batches.has_items_with_status(self.oid, ItemStatus.PENDING)
+                break
+        now = e.now()
+        live = [i.lease_until for i in e.batches.items_with_status(self.oid, ItemStatus.PROCESSING)]
+        if not more and not live:
+            self._finalise(e.batches.count_by_status(self.oid), BatchStatus.CANCELLED, now)
+            return self.outcome
+        e.batches.release_lease(self.oid, self.owner, now)
+        # Pending rows left: go on at once. Rows in flight only (left by a step that ran out
+        # of time or died): look again once their lease is over.
+        ends = [t for t in live if t is not None]
+        delay = 0.0 if more or not ends else max(1.0, (min(ends) - now).total_seconds() + 1)
+        e.queue.publish_step(self.batch.id, self.batch.step_seq, dedup_id=f"{self.batch.id}:{self.batch.step_seq}",
+                             delay_seconds=delay)
+        self.outcome.action = "settling"
+        return self.outcome
+
+    def _finalise(self, counts: dict[str, int], status: BatchStatus, now: datetime) -> None:
+        self.e.batches.finalise(self.oid, counts=counts, interactions=self.e.batches.succeeded_interaction_ids(self.oid),
+                                status=status, now=now)
+        self.outcome.action = "finalised"
+        log.info("batch=%s finalised status=%s counts=%s", self.batch.id, status.value, counts)
 
     def _next_delay(self, now: datetime) -> float:
         """Run again at once, unless every pending row waits on a backoff or a row in flight."""

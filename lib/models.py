@@ -21,12 +21,19 @@ class BatchStatus(StrEnum):
     PROCESSING = "processing"
     PROCESSED = "processed"
     COMPLETED_WITH_ERRORS = "completed_with_errors"
+    CANCELLING = "cancelling"  # no row starts; rows in flight finish, pending rows are being cancelled
     CANCELLED = "cancelled"
     FAILED = "failed"
 
     @property
     def is_active(self) -> bool:
+        """Rows may still start."""
         return self in (BatchStatus.QUEUED, BatchStatus.PROCESSING)
+
+    @property
+    def is_running(self) -> bool:
+        """Not final yet: a step still has work to do (run rows, or settle a cancel)."""
+        return self in (BatchStatus.QUEUED, BatchStatus.PROCESSING, BatchStatus.CANCELLING)
 
     @property
     def is_final(self) -> bool:
@@ -94,6 +101,7 @@ class Batch(BaseModel):
     processed_items: int = Field(alias="processedItems", default=0)
     failed_items: int = Field(alias="failedItems", default=0)
     cancelled_items: int = Field(alias="cancelledItems", default=0)
+    blocked_items: int = Field(alias="blockedItems", default=0)
     created_at: datetime = Field(alias="createdAt")
     updated_at: datetime = Field(alias="updatedAt")
     started_at: datetime | None = Field(alias="startedAt", default=None)
@@ -123,6 +131,10 @@ class BatchItem(BaseModel):
     row_index: int = Field(alias="rowIndex")
     chat_key: str = Field(alias="chatKey")
     chat_label: str | None = Field(alias="chatLabel", default=None)
+    # The conversation's chat, issued by the server at upload (unguessable), and this row's
+    # place in it (0: the first turn).
+    chat_id: str | None = Field(alias="chatId", default=None)
+    turn: int | None = None
     question: str
     referring_url: str | None = Field(alias="referringUrl", default=None)
     status: ItemStatus

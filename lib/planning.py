@@ -5,7 +5,6 @@ Functions of data and `now` only, so they are tested with tables (tests/unit).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,13 +75,29 @@ def final_status(counts: Mapping[str, int]) -> BatchStatus | None:
     return BatchStatus.PROCESSED
 
 
+def counters(total: int, **counts: int) -> dict[str, int]:
+    """Counters as shown: never summing above `total` at any moment.
+
+    While a batch runs its counters are flushed in groups by concurrent steps; should
+    they ever overlap, the later kinds in `counts` give way (they are exact once final).
+    """
+    shown: dict[str, int] = {}
+    left = max(0, total)
+    for name, value in counts.items():
+        shown[name] = min(max(0, value), left)
+        left -= shown[name]
+    return shown
+
+
 def progress(
     total: int, done: int, started_at: datetime | None, now: datetime, status: BatchStatus
 ) -> tuple[float, float | None]:
-    """Percent complete and seconds left, from the throughput observed since the start."""
+    """Percent of rows ended and seconds left, from the throughput observed since the start."""
     percent = 100.0 if total == 0 else round(100.0 * min(done, total) / total, 1)
     if status.is_final:
         return (percent if status == BatchStatus.CANCELLED else 100.0), 0.0
+    if status == BatchStatus.CANCELLING:
+        return percent, None
     if not started_at or done <= 0:
         return percent, None
     elapsed = (now - started_at).total_seconds()
@@ -95,12 +110,6 @@ def progress(
 def chat_key_for(label: str | None, row_index: int) -> str:
     """Rows with the same label form one conversation; unlabelled rows are their own."""
     return f"label:{label}" if label else f"row:{row_index}"
-
-
-def chat_id_for(batch_id: str, chat_key: str) -> str:
-    """The fresh chat a conversation of this batch writes to (stable across re-runs)."""
-    digest = hashlib.sha256(chat_key.encode("utf-8")).hexdigest()[:16]
-    return f"batch-{batch_id}-{digest}"
 
 
 class DurationEstimate:

@@ -153,7 +153,8 @@ def process_step_handler(call: Call) -> Response:
     )
     payload = parse_json_object(raw, code="INVALID_STEP_MESSAGE")
     message = parse_step_message(payload)
-    call.log_fields.update(batch=message.batch_id, retried=call.request.headers.get("Upstash-Retried", "0"))
+    retried = call.request.headers.get("Upstash-Retried", "0")  # not signed: only digits reach the log
+    call.log_fields.update(batch=message.batch_id, retried=retried if retried.isascii() and retried.isdigit() else "?")
     outcome = services.engine.run_step(message)
     call.log_fields.update(action=outcome.action, seq=outcome.seq, ok=outcome.rows_succeeded,
                            failed=outcome.rows_failed)

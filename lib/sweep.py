@@ -15,14 +15,14 @@ ABANDONED_CREATE_SECONDS = 600
 
 
 def sweep(services: Services) -> dict[str, Any]:
-    """Publish a step for every active batch with no live lease and a stale heartbeat.
+    """Publish a step for every running batch (cancelling included) with no live lease and a stale heartbeat.
 
     Also removes batches whose creation never finished (a create killed midway).
     """
     now = services.now()
     stale_before = now - timedelta(seconds=services.settings.sweep_stale_seconds)
     kicked: list[str] = []
-    waiting = services.batch_store.active_batches() + services.batch_store.unsettled_cancelled_batches()
+    waiting = services.batch_store.running_batches()
     for batch in waiting:
         lease_live = batch.lease_until is not None and batch.lease_until > now
         last_sign = batch.heartbeat_at or batch.updated_at

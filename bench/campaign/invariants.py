@@ -23,11 +23,9 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
-from lib.planning import chat_id_for
-
 FINAL_ROW = ("succeeded", "failed", "cancelled")
 FINAL_BATCH = ("processed", "completed_with_errors", "cancelled", "failed")
-_ITEM_FIELDS = {"rowIndex": 1, "status": 1, "startedAt": 1, "interactionId": 1, "chatKey": 1}
+_ITEM_FIELDS = {"rowIndex": 1, "status": 1, "startedAt": 1, "interactionId": 1, "chatKey": 1, "chatId": 1}
 
 
 @dataclass
@@ -121,12 +119,12 @@ def _interactions(db: Database, check: BatchCheck, batch: dict[str, Any], items:
         check.violations.append(f"{len(without)} succeeded rows have no interaction (first: row "
                                 f"{without[0]['rowIndex']})")
     wrong_chat = [i for i in succeeded if i["interactionId"] in found
-                  and found[i["interactionId"]]["chatId"] != chat_id_for(check.batch_id, i["chatKey"])]
+                  and found[i["interactionId"]]["chatId"] != i["chatId"]]
     if wrong_chat:
         check.violations.append(f"{len(wrong_chat)} interactions are in another chat than their row's")
     check.stray_interactions = sum(1 for i in items if i["status"] != "succeeded" and i["interactionId"] in found)
     # Any other interaction in the batch's chats is a row answered twice.
-    chats = sorted({chat_id_for(check.batch_id, i["chatKey"]) for i in items})
+    chats = sorted({i["chatId"] for i in items})
     extra = [d["_id"] for d in db.interactions.find({"chatId": {"$in": chats}}, {"_id": 1}) if d["_id"] not in by_id]
     if extra:
         check.duplicates += len(extra)

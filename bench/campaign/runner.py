@@ -31,7 +31,8 @@ from tests.support.provider_stub import ProviderStub
 
 log = logging.getLogger("bench.faults")
 SWEEP_KICK_LOG = "sweep re-published a step"  # lib/sweep.py's log line
-BATCH_STATUSES = ("creating", "queued", "processing", "processed", "completed_with_errors", "cancelled", "failed")
+BATCH_STATUSES = ("creating", "queued", "processing", "cancelling", "processed", "completed_with_errors", "cancelled",
+                  "failed")
 
 
 @dataclass
@@ -216,13 +217,12 @@ def _ensure_running(stack: Stack) -> None:
 
 
 def _settle_cancelled(db: Any, batch_ids: list[str], seconds: float, give_up: float) -> None:
-    """Rows in flight when a batch was cancelled finish on their own; give them a lease's time."""
+    """A cancelled batch is `cancelling` until its rows in flight are recorded; give them a lease's time."""
     deadline = min(time.monotonic() + seconds, give_up + 15)
     cancelled = [ObjectId(bid) for bid in batch_ids]
     while cancelled and time.monotonic() < deadline:
         try:
-            if not any(db.batch_items.find_one({"batchId": oid, "status": "processing"}, {"_id": 1})
-                       for oid in cancelled):
+            if not any(db.batches.find_one({"_id": oid, "status": "cancelling"}, {"_id": 1}) for oid in cancelled):
                 return
         except pymongo.errors.PyMongoError:
             pass

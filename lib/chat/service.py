@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +17,8 @@ from lib.chat.redaction import redact
 from lib.errors import BadRequest, NotFound, UpstreamError
 from lib.models import PromptOverride, User
 from lib.providers.base import AIProvider, ChatTurn, CompletionRequest, SearchProvider, SearchResult
-from lib.store.chats import ChatStore, to_object_id
+from lib.store.chats import ChatStore
+from lib.store.ids import new_chat_id, to_object_id
 
 LANGUAGES = ("en", "fr")
 _OVERRIDE_CACHE_SECONDS = 10.0
@@ -37,6 +38,8 @@ class ChatResult:
     created: bool  # False when the interaction already existed (a repeated interaction_id)
     # The chat's interactions up to and including this one, oldest first: the next turn's history.
     turns: tuple[dict[str, Any], ...] = ()
+    # With `record=False`: the interaction document the caller is to write (None if it exists).
+    interaction: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -90,17 +93,21 @@ class ChatProcessingService:
         interaction_id: str | None = None,
         answer_by: datetime | None = None,
         earlier_turns: Sequence[dict[str, Any]] | None = None,
+        record: bool = True,
     ) -> ChatResult:
-        """Answer one message in the chat `chat_id` (a new chat when None).
+        """Answer one message in the chat `chat_id` (a new chat, with an id the server makes, when None).
 
+        `record=True` (a live chat): `chat_id` must be a chat the server issued to this
+        user; the interaction is written before returning. `record=False` (a batch row):
+        `chat_id` was issued at upload to the batch's owner, and the caller writes the
+        returned `ChatResult.interaction` itself, grouped with other rows.
         `answer_by`: an answer that arrives later is not recorded (the caller has given up
         on it, and another attempt may be running); a retryable `UpstreamError` instead.
         `earlier_turns`: the chat's interactions when the caller already holds them (a batch
         step running a conversation's turns one after another passes the previous turn's
-        `ChatResult.turns`); the chat is then known to exist and to be the user's, and is
-        not read again.
-        Raises `BadRequest` for an invalid message, `NotFound` for somebody else's chat,
-        and `UpstreamError` (retryable or not) when a provider fails.
+        `ChatResult.turns`); they are not read again.
+        Raises `BadRequest` for an invalid message, `NotFound` for a chat that is not the
+        user's or was never issued, and `UpstreamError` (retryable or not) when a provider fails.
         """
         started = time.perf_counter()
         question = self._validate(user_message, lang)
@@ -109,15 +116,18 @@ class ChatProcessingService:
         ai = self.providers.ai(selected_ai)
         search = self.providers.search(selected_search)
         interaction_oid = self._interaction_oid(interaction_id)
-        chat_id = chat_id or uuid.uuid4().hex
 
-        if earlier_turns is None:
-            opened = self.chats.open_chat(chat_id, user.id, self.now())
-            if opened.owner_id != user.id:
+        new_chat = False
+        if record and chat_id is None:
+            chat_id, new_chat, past = new_chat_id(), True, []
+        elif record:
+            if self.chats.owner_of(chat_id) != user.id:
                 raise NotFound("No such chat.", code="CHAT_NOT_FOUND")
-            past = [] if opened.is_new else self.chats.turns(chat_id)
+            past = self.chats.turns(chat_id)
+        elif chat_id is None:
+            raise ValueError("a batch row's chat id is issued at upload")
         else:
-            past = list(earlier_turns)
+            past = list(earlier_turns) if earlier_turns is not None else self.chats.turns(chat_id)
         for index, doc in enumerate(past):
             if doc["_id"] == interaction_oid:
                 return _result_from_doc(doc, created=False, turns=tuple(past[: index + 1]))
@@ -168,8 +178,13 @@ class ChatProcessingService:
             "overrideUserId": override_user_id,
             "timings": {"searchMs": search_ms, "aiMs": ai_ms, "totalMs": _ms_since(started)},
         }
+        if not record:
+            result = _result_from_doc(doc, created=True, turns=(*past, doc))
+            return dataclasses.replace(result, interaction=doc)
+        if new_chat:
+            self.chats.create_chat(chat_id, user.id, self.now())
         if not self.chats.insert_interaction(doc):
-            # Another delivery of the same row got there first: its answer stands.
+            # Another delivery of the same message got there first: its answer stands.
             existing = self.chats.get_interaction(interaction_oid)
             if existing is not None:
                 return _result_from_doc(existing, created=False, turns=(*past, existing))

@@ -16,15 +16,20 @@ from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
 
 from lib.models import Batch, BatchItem, BatchStatus, ItemError, ItemStatus
-from lib.store.chats import to_object_id
 from lib.store.client import Store, translate_errors
+from lib.store.ids import to_object_id
 
 _INSERT_CHUNK = 1000
 _ACTIVE = [BatchStatus.QUEUED.value, BatchStatus.PROCESSING.value]
+# Statuses a step may take the lease in: rows to run, or a cancel to settle.
+_RUNNING = [*_ACTIVE, BatchStatus.CANCELLING.value]
+_FINAL = [BatchStatus.PROCESSED.value, BatchStatus.COMPLETED_WITH_ERRORS.value, BatchStatus.CANCELLED.value,
+          BatchStatus.FAILED.value]
 # What the engine needs of an item to plan and run it; the original row stays on disk.
 _PLAN_FIELDS = {
-    "batchId": 1, "rowIndex": 1, "chatKey": 1, "chatLabel": 1, "question": 1, "referringUrl": 1,
-    "status": 1, "attempts": 1, "interactionId": 1, "leaseUntil": 1, "notBefore": 1, "claimId": 1,
+    "batchId": 1, "rowIndex": 1, "chatKey": 1, "chatLabel": 1, "chatId": 1, "turn": 1, "question": 1,
+    "referringUrl": 1, "status": 1, "attempts": 1, "interactionId": 1, "leaseUntil": 1, "notBefore": 1,
+    "claimId": 1,
 }
 
 
@@ -77,7 +82,7 @@ class BatchStore:
     def count_active_for_user(self, user_id: str) -> int:
         with translate_errors():
             docs = self.batches.find({"uploaderUserId": user_id}, {"status": 1})
-            return sum(1 for d in docs if d["status"] in _ACTIVE)
+            return sum(1 for d in docs if d["status"] in _RUNNING)
 
     def items_with_status(self, batch_id: ObjectId, status: ItemStatus) -> list[BatchItem]:
         with translate_errors():
@@ -90,7 +95,13 @@ class BatchStore:
             cursor = self.items.find({"batchId": batch_id}).sort("rowIndex", ASCENDING).batch_size(500)
             yield from cursor
 
+    def has_items_with_status(self, batch_id: ObjectId, status: ItemStatus) -> bool:
+        """Whether any row of the batch has this status (one indexed lookup, whatever the size)."""
+        with translate_errors():
+            return self.items.find_one({"batchId": batch_id, "status": status.value}, {"_id": 1}) is not None
+
     def count_by_status(self, batch_id: ObjectId) -> dict[str, int]:
+        """Rows by status, counted from the items (the source of truth): once, at finalisation."""
         with translate_errors():
             groups = self.items.aggregate(
                 [{"$match": {"batchId": batch_id}}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
@@ -104,10 +115,10 @@ class BatchStore:
             )
             return [d["interactionId"] for d in sorted(docs, key=lambda d: d["rowIndex"])]
 
-    def active_batches(self) -> list[Batch]:
-        """Batches that are queued or processing (for the sweep)."""
+    def running_batches(self) -> list[Batch]:
+        """Batches that are queued, processing or cancelling (for the sweep)."""
         with translate_errors():
-            docs = [d for status in _ACTIVE for d in self.batches.find({"status": status}, {"interactions": 0})]
+            docs = [d for status in _RUNNING for d in self.batches.find({"status": status}, {"interactions": 0})]
         return [Batch.from_doc(d) for d in docs]
 
     def abandoned_creations(self, before: datetime) -> list[ObjectId]:
@@ -118,28 +129,28 @@ class BatchStore:
     # --- the step lease -------------------------------------------------------------
 
     def take_lease(self, batch_id: ObjectId, owner: str, now: datetime, until: datetime) -> Batch | None:
-        """Take the batch's step lease if it is free or expired; bump its step number."""
+        """Take the batch's step lease if it is free or expired; bump its step number.
+
+        A queued batch becomes `processing`; a cancelling one stays `cancelling` (its step
+        settles the cancel).
+        """
+        lease = {"leaseOwner": owner, "leaseUntil": until, "heartbeatAt": now, "updatedAt": now}
+        free = {"$or": [{"leaseUntil": None}, {"leaseUntil": {"$lte": now}}]}
         with translate_errors():
             doc = self.batches.find_one_and_update(
-                {
-                    "_id": batch_id,
-                    "status": {"$in": _ACTIVE},
-                    "$or": [{"leaseUntil": None}, {"leaseUntil": {"$lte": now}}],
-                },
-                {
-                    "$set": {
-                        "status": BatchStatus.PROCESSING.value,
-                        "leaseOwner": owner,
-                        "leaseUntil": until,
-                        "heartbeatAt": now,
-                        "updatedAt": now,
-                    },
-                    "$min": {"startedAt": now},
-                    "$inc": {"stepSeq": 1},
-                },
+                {"_id": batch_id, "status": {"$in": _ACTIVE}, **free},
+                {"$set": {**lease, "status": BatchStatus.PROCESSING.value}, "$min": {"startedAt": now},
+                 "$inc": {"stepSeq": 1}},
                 projection={"interactions": 0},
                 return_document=ReturnDocument.AFTER,
             )
+            if doc is None:
+                doc = self.batches.find_one_and_update(
+                    {"_id": batch_id, "status": BatchStatus.CANCELLING.value, **free},
+                    {"$set": lease, "$inc": {"stepSeq": 1}},
+                    projection={"interactions": 0},
+                    return_document=ReturnDocument.AFTER,
+                )
         return Batch.from_doc(doc) if doc else None
 
     def release_lease(self, batch_id: ObjectId, owner: str, now: datetime) -> None:
@@ -150,21 +161,28 @@ class BatchStore:
             )
 
     def flush_progress(
-        self, batch_id: ObjectId, *, processed: int, failed: int, interactions: list[ObjectId], now: datetime
+        self, batch_id: ObjectId, *, processed: int = 0, failed: int = 0, blocked: int = 0, cancelled: int = 0,
+        now: datetime,
     ) -> BatchStatus | None:
-        """Add finished rows to the counters and interactions; return the batch's status."""
+        """Add rows that just ended to the counters; return the batch's status.
+
+        Each row is counted once, by the step whose compare-and-set ended it. A batch that
+        is already final was recounted from its items, so nothing is added to it. The
+        `interactions` list is written once, at finalisation (rewriting a growing array on
+        every flush costs more than the whole row).
+        """
         with translate_errors():
             doc = self.batches.find_one_and_update(
-                {"_id": batch_id},
+                {"_id": batch_id, "status": {"$nin": _FINAL}},
                 {
-                    "$inc": {"processedItems": processed, "failedItems": failed},
-                    # $push, not $addToSet: a set check rewrites the whole growing array on
-                    # SecantusDB; the list is rewritten from the items at finalisation anyway.
-                    "$push": {"interactions": {"$each": interactions}},
+                    "$inc": {"processedItems": processed, "failedItems": failed, "blockedItems": blocked,
+                             "cancelledItems": cancelled},
                     "$set": {"updatedAt": now, "heartbeatAt": now},
                 },
                 projection={"status": 1},
             )
+            if doc is None:
+                doc = self.batches.find_one({"_id": batch_id}, {"status": 1})
         return BatchStatus(doc["status"]) if doc else None
 
     def finalise(
@@ -173,66 +191,48 @@ class BatchStore:
         *,
         counts: dict[str, int],
         interactions: list[ObjectId],
-        status: BatchStatus | None,
+        status: BatchStatus,
         now: datetime,
     ) -> None:
-        """Write counters recomputed from the items; set the final status unless cancelled."""
+        """Write counters recomputed from the items and the final status (once: only a running batch)."""
         update: dict[str, Any] = {
             "processedItems": counts.get(ItemStatus.SUCCEEDED.value, 0),
             "failedItems": counts.get(ItemStatus.FAILED.value, 0),
+            "blockedItems": counts.get("blocked", 0),
             "cancelledItems": counts.get(ItemStatus.CANCELLED.value, 0),
             "interactions": interactions,
             "updatedAt": now,
+            "status": status.value,
+            "completedAt": now,
+            "leaseOwner": None,
+            "leaseUntil": None,
         }
-        query: dict[str, Any] = {"_id": batch_id}
-        if status is not None:
-            update.update({"status": status.value, "completedAt": now, "leaseOwner": None, "leaseUntil": None})
-            query["status"] = {"$in": _ACTIVE}
-        elif not counts.get(ItemStatus.PROCESSING.value):
-            update["completedAt"] = now  # a cancelled batch is complete once its rows in flight are recorded
         with translate_errors():
-            self.batches.update_one(query, {"$set": update})
+            self.batches.update_one({"_id": batch_id, "status": {"$in": _RUNNING}}, {"$set": update})
 
     def cancel(self, batch_id: ObjectId, now: datetime) -> bool:
-        """Mark an active batch cancelled, then its pending rows. False if it was not active."""
+        """Switch an active batch to `cancelling` (one write, whatever its size). False if it was not active.
+
+        From then on no row is claimed; the batch's steps cancel its pending rows and
+        make it `cancelled` once no row is in flight.
+        """
         with translate_errors():
             result = self.batches.update_one(
                 {"_id": batch_id, "status": {"$in": _ACTIVE}},
-                {"$set": {"status": BatchStatus.CANCELLED.value, "cancelledAt": now, "updatedAt": now}},
+                {"$set": {"status": BatchStatus.CANCELLING.value, "cancelledAt": now, "updatedAt": now}},
             )
-            if result.modified_count == 0:
-                return False
-            self.cancel_pending_items(batch_id, now)
-        return True
+        return result.modified_count == 1
 
-    def cancel_abandoned_rows(self, items: Sequence[BatchItem], now: datetime) -> int:
-        """Rows of a cancelled batch left `processing` past their lease (their step died) are cancelled."""
-        ops = [
-            UpdateOne(
-                {"_id": ObjectId(i.id), "status": ItemStatus.PROCESSING.value, "leaseUntil": {"$lte": now}},
-                {"$set": {"status": ItemStatus.CANCELLED.value, "claimId": None, "leaseUntil": None, "finishedAt": now}},
-            )
-            for i in items
-            if i.lease_until is None or i.lease_until <= now
-        ]
-        if not ops:
-            return 0
+    def cancel_pending_chunk(self, batch_id: ObjectId, now: datetime, limit: int) -> int:
+        """Cancel up to `limit` pending rows (each by compare-and-set on its `_id`); how many were."""
         with translate_errors():
+            ids = [d["_id"] for d in self.items.find(
+                {"batchId": batch_id, "status": ItemStatus.PENDING.value}, {"_id": 1}).limit(limit)]
+            if not ids:
+                return 0
+            ops = [UpdateOne({"_id": oid, "status": ItemStatus.PENDING.value},
+                             {"$set": {"status": ItemStatus.CANCELLED.value, "finishedAt": now}}) for oid in ids]
             return self.items.bulk_write(ops, ordered=False).modified_count
-
-    def unsettled_cancelled_batches(self) -> list[Batch]:
-        """Cancelled batches whose rows in flight are not all recorded yet (for the sweep)."""
-        with translate_errors():
-            docs = self.batches.find({"status": BatchStatus.CANCELLED.value, "completedAt": None}, {"interactions": 0})
-        return [Batch.from_doc(d) for d in docs]
-
-    def cancel_pending_items(self, batch_id: ObjectId, now: datetime) -> int:
-        with translate_errors():
-            result = self.items.update_many(
-                {"batchId": batch_id, "status": ItemStatus.PENDING.value},
-                {"$set": {"status": ItemStatus.CANCELLED.value, "finishedAt": now}},
-            )
-        return result.modified_count
 
     def status_of(self, batch_id: ObjectId) -> BatchStatus | None:
         with translate_errors():
@@ -243,20 +243,48 @@ class BatchStore:
 
     def claim(self, item_id: str, claim_id: str, now: datetime, lease_until: datetime) -> bool:
         """`pending -> processing` for this claim, or False if the row is no longer pending."""
-        with translate_errors():
-            result = self.items.update_one(
+        return item_id in self.claim_many([item_id], claim_id, now, lease_until)
+
+    def claim_many(self, item_ids: Sequence[str], claim_id: str, now: datetime, lease_until: datetime) -> set[str]:
+        """Claim rows in one bulk write, each by compare-and-set on its `_id`; the ids claimed."""
+        ops = [
+            UpdateOne(
                 {"_id": ObjectId(item_id), "status": ItemStatus.PENDING.value},
-                {
-                    "$set": {
-                        "status": ItemStatus.PROCESSING.value,
-                        "claimId": claim_id,
-                        "leaseUntil": lease_until,
-                        "startedAt": now,
-                    },
-                    "$inc": {"attempts": 1},
-                },
+                {"$set": {"status": ItemStatus.PROCESSING.value, "claimId": claim_id, "leaseUntil": lease_until,
+                          "startedAt": now},
+                 "$inc": {"attempts": 1}},
             )
-        return result.modified_count == 1
+            for item_id in item_ids
+        ]
+        return self._applied(ops, claim_id, {item_id: ItemStatus.PROCESSING.value for item_id in item_ids})
+
+    def finish_many(self, outcomes: Sequence[tuple[str, dict[str, Any]]], claim_id: str) -> set[str]:
+        """Record rows' final outcomes in one bulk write, each only if this claim still holds it."""
+        ops = [
+            UpdateOne({"_id": ObjectId(item_id), "claimId": claim_id, "status": ItemStatus.PROCESSING.value},
+                      {"$set": {**fields, "leaseUntil": None}})
+            for item_id, fields in outcomes
+        ]
+        return self._applied(ops, claim_id, {item_id: fields["status"] for item_id, fields in outcomes})
+
+    def _applied(self, ops: list[UpdateOne], claim_id: str, expected: dict[str, str]) -> set[str]:
+        """Which rows a bulk of compare-and-sets changed (`expected`: row id -> the status it leaves).
+
+        When every operation matched (the usual case) that is all of them; otherwise each
+        row is read back by `_id`: it changed if it now holds this claim and that status.
+        """
+        if not ops:
+            return set()
+        with translate_errors():
+            result = self.items.bulk_write(ops, ordered=False)
+            if result.modified_count == len(ops):
+                return set(expected)
+            changed = set()
+            for item_id, status in expected.items():
+                doc = self.items.find_one({"_id": ObjectId(item_id)}, {"claimId": 1, "status": 1})
+                if doc is not None and doc.get("claimId") == claim_id and doc.get("status") == status:
+                    changed.add(item_id)
+            return changed
 
     def reset_expired(self, items: Sequence[BatchItem], now: datetime) -> int:
         """Rows stuck in `processing` past their lease (their step died) go back to `pending`."""
@@ -273,18 +301,9 @@ class BatchStore:
         with translate_errors():
             return self.items.bulk_write(ops, ordered=False).modified_count
 
-    def finish(self, item_id: str, claim_id: str, fields: dict[str, Any]) -> bool:
-        """Record the row's final outcome if this claim still holds it."""
-        with translate_errors():
-            result = self.items.update_one(
-                {"_id": ObjectId(item_id), "claimId": claim_id, "status": ItemStatus.PROCESSING.value},
-                {"$set": {**fields, "leaseUntil": None}},
-            )
-        return result.modified_count == 1
-
     def release_for_retry(self, item_id: str, claim_id: str, error: ItemError, not_before: datetime, *,
                           attempts: int) -> bool:
-        """Send the row back to `pending` after a retryable failure."""
+        """Send the row back to `pending` after a retryable failure (or unclaimed: `attempts` as before)."""
         with translate_errors():
             result = self.items.update_one(
                 {"_id": ObjectId(item_id), "claimId": claim_id, "status": ItemStatus.PROCESSING.value},
@@ -301,9 +320,3 @@ class BatchStore:
             )
         return result.modified_count == 1
 
-    def cancel_item_if_pending(self, item_id: str, now: datetime) -> None:
-        with translate_errors():
-            self.items.update_one(
-                {"_id": ObjectId(item_id), "status": ItemStatus.PENDING.value},
-                {"$set": {"status": ItemStatus.CANCELLED.value, "finishedAt": now}},
-            )

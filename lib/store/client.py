@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,9 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from lib.errors import AppError, ServiceUnavailable
+from lib.errors import ServiceUnavailable
+
+log = logging.getLogger("ai_answers.store")
 
 USERS = "users"
 PROMPT_OVERRIDES = "prompt_overrides"
@@ -74,6 +77,7 @@ class Store:
         self.interactions.create_index([("chatId", ASCENDING)])
         self.batches.create_index([("uploaderUserId", ASCENDING), ("createdAt", DESCENDING)])
         self.batches.create_index([("status", ASCENDING)])
+        self.batches.create_index([("uploaderUserId", ASCENDING), ("status", ASCENDING)])
         self.batch_items.create_index([("batchId", ASCENDING), ("rowIndex", ASCENDING)], unique=True)
         self.batch_items.create_index([("batchId", ASCENDING), ("status", ASCENDING)])
         self.rate_events.create_index([("expiresAt", ASCENDING)], expireAfterSeconds=0)
@@ -87,6 +91,12 @@ def translate_errors() -> Iterator[None]:
     except ConnectionFailure as exc:
         raise ServiceUnavailable("The database is unreachable; try again shortly.", code="DATABASE_UNAVAILABLE") from exc
     except OperationFailure as exc:
-        raise AppError(f"A database operation failed (code {exc.code}).", code="DATABASE_ERROR") from exc
+        # The server refused or could not finish the operation (a write conflict, a
+        # stepdown, a timeout, several errors at once under load): the caller may retry,
+        # and what it wrote is undone by its own all-or-nothing handling. Never a 500.
+        log.warning("database operation failed code=%s labels=%s", exc.code,
+                    sorted(getattr(exc, "_error_labels", ()) or ()))
+        raise ServiceUnavailable(f"The database could not complete the operation (code {exc.code}); "
+                                 "try again shortly.", code="DATABASE_ERROR") from exc
     except PyMongoError as exc:
         raise ServiceUnavailable("The database did not answer; try again shortly.", code="DATABASE_UNAVAILABLE") from exc

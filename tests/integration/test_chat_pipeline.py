@@ -102,13 +102,31 @@ def test_overrides_apply_only_for_the_override_users_own_enabled_overrides(servi
 
 def test_the_same_interaction_id_twice_yields_one_interaction_and_one_provider_call(services, users, stub):
     interaction_id = str(ObjectId())
-    first = ask(services, users["partner"], "Where is my T4?", chat_id="chat-idem", interaction_id=interaction_id)
-    second = ask(services, users["partner"], "Where is my T4?", chat_id="chat-idem", interaction_id=interaction_id)
+    first = ask(services, users["partner"], "Where is my T4?", interaction_id=interaction_id)
+    second = ask(services, users["partner"], "Where is my T4?", chat_id=first.chat_id, interaction_id=interaction_id)
 
     assert first.interaction_id == second.interaction_id == interaction_id
     assert second.created is False and second.answer == first.answer
-    assert services.store.interactions.count_documents({"chatId": "chat-idem"}) == 1
+    assert services.store.interactions.count_documents({"chatId": first.chat_id}) == 1
     assert len(ai_requests(stub)) == 1
+
+
+def test_a_new_chat_gets_an_unguessable_id_from_the_server(services, users):
+    first = ask(services, users["partner"], "How do I apply for EI?")
+    second = ask(services, users["partner"], "How do I apply for EI?")
+
+    assert first.chat_id != second.chat_id
+    assert len(first.chat_id) == 32 and int(first.chat_id, 16) >= 0
+    assert services.store.chats.find_one({"_id": first.chat_id})["userId"] == users["partner"].id
+
+
+def test_a_chat_id_the_server_never_issued_is_not_found_and_creates_nothing(services, users, stub):
+    with pytest.raises(NotFound) as info:
+        ask(services, users["partner"], "How do I apply for EI?", chat_id="chosen-by-the-client")
+
+    assert info.value.code == "CHAT_NOT_FOUND"
+    assert services.store.chats.count_documents({}) == 0 and services.store.interactions.count_documents({}) == 0
+    assert ai_requests(stub) == []
 
 
 def test_french_questions_get_the_french_prompt(services, users, stub: ProviderStub):

@@ -311,7 +311,7 @@ def test_cancel_answers_200_or_a_coded_4xx_and_never_touches_anothers_batch(worl
     assert_answered_with_a_code(response, 200)
     assert_nothing_of_the_other_partner(response)
     if response.status_code == 200:
-        assert response.get_json() == {"batchId": world.own_batch, "status": "cancelled"}
+        assert response.get_json() == {"batchId": world.own_batch, "status": "cancelling"}
     assert world.other_batch_doc()["status"] == "queued"
 
 

@@ -5,8 +5,8 @@ import pytest
 from lib.models import BatchItem, BatchStatus, ItemStatus
 from lib.planning import (
     DurationEstimate,
-    chat_id_for,
     chat_key_for,
+    counters,
     compute_backoff,
     final_status,
     may_start_row,
@@ -95,8 +95,6 @@ def test_a_finished_batch_is_complete_with_nothing_left():
 def test_rows_with_a_label_share_a_chat_and_rows_without_have_their_own():
     assert chat_key_for("c1", 0) == chat_key_for("c1", 9) == "label:c1"
     assert chat_key_for(None, 3) != chat_key_for(None, 4)
-    assert chat_id_for("b1", "label:c1") == chat_id_for("b1", "label:c1")
-    assert chat_id_for("b1", "label:c1") != chat_id_for("b2", "label:c1")
 
 
 def test_the_duration_estimate_starts_from_the_first_observation_and_then_smooths():
@@ -105,3 +103,18 @@ def test_the_duration_estimate_starts_from_the_first_observation_and_then_smooth
     assert estimate.value == 2.0
     estimate.observe(4.0)
     assert estimate.value == 3.0
+
+
+@pytest.mark.parametrize(
+    ("total", "counts", "shown"),
+    [
+        (10, {"processed": 3, "failed": 2, "cancelled": 5}, {"processed": 3, "failed": 2, "cancelled": 5}),
+        # a cancel settling while late rows are flushed: never a sum above the total
+        (3000, {"processed": 112, "failed": 0, "cancelled": 2906}, {"processed": 112, "failed": 0, "cancelled": 2888}),
+        (5, {"processed": 7, "cancelled": 1}, {"processed": 5, "cancelled": 0}),
+        (5, {"processed": -1, "cancelled": 2}, {"processed": 0, "cancelled": 2}),
+    ],
+)
+def test_counters_as_shown_never_sum_above_the_total(total, counts, shown):
+    assert counters(total, **counts) == shown
+    assert sum(counters(total, **counts).values()) <= total
