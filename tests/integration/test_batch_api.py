@@ -180,10 +180,12 @@ def _corrupt_workbook() -> bytes:
         (SIMPLE, "q.csv", {"batchName": ""}, 400, "INVALID_BATCH_NAME"),
         (SIMPLE, "q.csv", {"batchName": "x" * 201}, 400, "INVALID_BATCH_NAME"),
         (SIMPLE, "q.csv", {"concurrency": "99"}, 400, "INVALID_FIELD"),
+        (SIMPLE, "q.csv", {"concurrency": "\u00b2"}, 400, "INVALID_FIELD"),  # a digit int() refuses
+        (SIMPLE, "q.csv", {"concurrency": "\u0663"}, 400, "INVALID_FIELD"),  # Arabic-Indic three
     ],
     ids=["empty", "header-only", "no-question-column", "binary-garbage", "xlsx-not-zip", "corrupt-workbook",
          "encrypted-workbook", "too-many-rows", "unknown-ai", "unknown-search", "bad-lang", "empty-name", "long-name",
-         "bad-concurrency"],
+         "bad-concurrency", "superscript-concurrency", "arabic-indic-concurrency"],
 )
 def test_a_bad_upload_gets_its_4xx_code_and_leaves_nothing_behind(live, content, filename, fields,
                                                                   status, code):

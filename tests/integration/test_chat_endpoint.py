@@ -40,6 +40,30 @@ def test_an_offline_answer_with_its_citation_comes_back(client, users):
     assert body["chatId"] and body["interactionId"]
 
 
+def test_a_chat_id_the_server_never_issued_is_404_even_when_another_user_made_up_the_same(client, users):
+    partner2 = bearer(users["partner2"].id)
+    made_up = {"message": "How do I renew my passport?", "lang": "en", "chatId": "batch-predicted-id"}
+
+    first = post(client, made_up, partner2)
+    second = post(client, made_up, bearer(users["partner"].id))
+
+    assert first.status_code == second.status_code == 404
+    assert first.get_json()["error"]["code"] == "CHAT_NOT_FOUND"
+
+
+def test_a_chat_continues_only_for_its_owner(client, users):
+    started = post(client, {"message": "How do I renew my passport?", "lang": "en"}, bearer(users["partner"].id))
+    chat_id = started.get_json()["chatId"]
+
+    own = post(client, {"message": "How long does it take?", "lang": "en", "chatId": chat_id},
+               bearer(users["partner"].id))
+    other = post(client, {"message": "How long does it take?", "lang": "en", "chatId": chat_id},
+                 bearer(users["partner2"].id))
+
+    assert own.status_code == 200 and own.get_json()["chatId"] == chat_id
+    assert other.status_code == 404 and other.get_json()["error"]["code"] == "CHAT_NOT_FOUND"
+
+
 def test_a_french_question_gets_a_french_offline_answer(client, users):
     response = post(client, {"message": "Comment renouveler mon passeport?", "lang": "fr"}, bearer(users["partner"].id))
     assert response.get_json()["answer"].startswith("[Réponse hors ligne]")
