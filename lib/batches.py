@@ -18,6 +18,7 @@ from lib.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, TooMa
 from lib.models import Batch, BatchStatus, ItemStatus, User
 from lib.planning import chat_key_for, counters, progress
 from lib.queue import StepQueue
+from lib.results import result_columns, result_row
 from lib.settings import AI_PROVIDERS, MAX_CONCURRENCY, SEARCH_PROVIDERS, Settings
 from lib.spreadsheet import ParsedTable, parse_upload
 from lib.store.batches import BatchStore
@@ -27,9 +28,6 @@ from lib.upload import UploadedForm
 
 log = logging.getLogger("ai_answers.batches")
 
-RESULT_COLUMNS = (
-    "chatId", "status", "redactedQuestion", "answer", "citationUrl", "error", "interactionId", "responseTimeMs",
-)
 MAX_NAME_CHARS = 200
 RATE_WINDOW_SECONDS = 60
 ACTIVE_RETRY_SECONDS = 30
@@ -219,47 +217,6 @@ class BatchService:
         batch = self.owned(user, batch_id)
         columns = result_columns(batch)
         return batch, columns, (result_row(doc, batch) for doc in self.store.results(ObjectId(batch.id)))
-
-
-def result_columns(batch: Batch) -> list[str]:
-    """The original columns, then the result columns (renamed where the file has the name).
-
-    A file's own `chatId` column is the label, the same value as the result's, so it is
-    not repeated.
-    """
-    return list(batch.columns) + [name for name, _ in _result_fields(batch)]
-
-
-def _result_fields(batch: Batch) -> list[tuple[str, str]]:
-    """(column name in the output, result field) pairs."""
-    fields = []
-    for field_name in RESULT_COLUMNS:
-        if field_name not in batch.columns:
-            fields.append((field_name, field_name))
-        elif not (field_name == "chatId" and batch.chat_column == "chatId"):
-            fields.append((f"{field_name} (result)", field_name))
-    return fields
-
-
-def result_row(doc: dict[str, Any], batch: Batch) -> dict[str, Any]:
-    """One output row: the original cells, then the row's outcome."""
-    error = doc.get("error")
-    status = doc.get("status")
-    succeeded = status == ItemStatus.SUCCEEDED.value
-    values = {
-        "chatId": doc.get("chatLabel") or "",
-        "status": status,
-        "redactedQuestion": doc.get("question", ""),
-        "answer": doc.get("answer") if succeeded else None,
-        "citationUrl": doc.get("citationUrl") if succeeded else None,
-        "error": f"{error['code']}: {error['message']}" if error and not succeeded else None,
-        "interactionId": str(doc["interactionId"]) if succeeded else None,
-        "responseTimeMs": doc.get("responseTimeMs"),
-    }
-    original = doc.get("original", {})
-    row = {column: original.get(column, "") for column in batch.columns}
-    row.update({name: values[field_name] for name, field_name in _result_fields(batch)})
-    return row
 
 
 def _batch_doc(batch_id: ObjectId, user: User, request: BatchRequest, table: ParsedTable, form: UploadedForm,
