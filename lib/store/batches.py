@@ -80,9 +80,10 @@ class BatchStore:
         return sorted(batches, key=lambda b: b.created_at, reverse=True)
 
     def count_active_for_user(self, user_id: str) -> int:
+        """The user's batches not final yet: one exact lookup per status on (uploaderUserId, status)."""
         with translate_errors():
-            docs = self.batches.find({"uploaderUserId": user_id}, {"status": 1})
-            return sum(1 for d in docs if d["status"] in _RUNNING)
+            return sum(self.batches.count_documents({"uploaderUserId": user_id, "status": status})
+                       for status in _RUNNING)
 
     def items_with_status(self, batch_id: ObjectId, status: ItemStatus) -> list[BatchItem]:
         with translate_errors():

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pymongo import ReturnDocument
-
 from lib.store.client import Store, translate_errors
 
 
@@ -16,12 +14,14 @@ class LimitStore:
     def hit(self, user_id: str, action: str, window_start: datetime, window_seconds: int) -> int:
         """Count one more `action` by the user in the window starting at `window_start`; return the count."""
         key = f"{user_id}:{action}:{int(window_start.timestamp())}"
+        # An update filtered on `userId` too, then a read by `_id`: a findAndModify upsert on
+        # `_id` alone scans the collection on SecantusDB, and this one grows with traffic.
         with translate_errors():
-            doc = self.events.find_one_and_update(
-                {"_id": key},
+            self.events.update_one(
+                {"_id": key, "userId": user_id},
                 {"$inc": {"count": 1},
-                 "$setOnInsert": {"userId": user_id, "expiresAt": window_start + timedelta(seconds=2 * window_seconds)}},
+                 "$setOnInsert": {"expiresAt": window_start + timedelta(seconds=2 * window_seconds)}},
                 upsert=True,
-                return_document=ReturnDocument.AFTER,
             )
-        return int(doc["count"])
+            doc = self.events.find_one({"_id": key}, {"count": 1})
+        return int(doc["count"]) if doc else 1
