@@ -6,15 +6,26 @@ import { clearToken, getToken } from './auth.js';
 
 export const API_BASE = '/api/batch';
 
-/** An HTTP failure from the API, with the server's status, code, message and details. */
+/**
+ * An HTTP failure from the API, with the server's status, code, message and details, and
+ * the seconds its `Retry-After` header asked to wait (null without one). The page shows
+ * people the sentence `errorSentence` makes of it (errors.js), never the raw message.
+ */
 export class ApiError extends Error {
-  constructor({ status, code, message, details = null }) {
+  constructor({ status, code, message, details = null, retryAfterSeconds = null }) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.details = details;
+    this.retryAfterSeconds = retryAfterSeconds;
   }
+}
+
+/** Seconds from a `Retry-After` header given in seconds (the API's form); null otherwise. */
+export function retryAfterSeconds(header) {
+  const text = String(header ?? '').trim();
+  return /^\d+$/.test(text) ? Number(text) : null;
 }
 
 /** Builds the ApiError for a non-2xx response; tolerates bodies that are not JSON. */
@@ -32,6 +43,7 @@ export async function errorFromResponse(response) {
     envelope = null;
   }
   const status = response.status;
+  const retry = retryAfterSeconds(response.headers?.get?.('Retry-After'));
   const fallback = `The server answered HTTP ${status}${response.statusText ? ` ${response.statusText}` : ''}.`;
   if (envelope && typeof envelope === 'object') {
     return new ApiError({
@@ -39,9 +51,10 @@ export async function errorFromResponse(response) {
       code: typeof envelope.code === 'string' && envelope.code ? envelope.code : `HTTP_${status}`,
       message: typeof envelope.message === 'string' && envelope.message ? envelope.message : fallback,
       details: envelope.details ?? null,
+      retryAfterSeconds: retry,
     });
   }
-  return new ApiError({ status, code: `HTTP_${status}`, message: fallback });
+  return new ApiError({ status, code: `HTTP_${status}`, message: fallback, retryAfterSeconds: retry });
 }
 
 /** Sends one request with the bearer header; resolves to the 2xx Response. */
@@ -118,7 +131,7 @@ export function getStatus(batchId) {
   return requestJson(withId('status', batchId));
 }
 
-/** GET /api/batch/results as JSON: {batchId, status, items}. */
+/** GET /api/batch/results as JSON: {batchId, status, columns, items}. */
 export function getResults(batchId) {
   return requestJson(withId('results', batchId, { format: 'json' }));
 }
@@ -128,7 +141,10 @@ export function resultsUrl(batchId, format = 'json') {
   return withId('results', batchId, { format });
 }
 
-/** POST /api/batch/cancel; resolves to {batchId, status: "cancelled"}. */
+/**
+ * POST /api/batch/cancel; resolves to {batchId, status}: "cancelling" while rows in flight
+ * finish, "cancelled" when none was in flight.
+ */
 export function cancelBatch(batchId) {
   return requestJson(`${API_BASE}/cancel`, {
     method: 'POST',
@@ -158,13 +174,27 @@ export function fileNameFromDisposition(header) {
 }
 
 /**
- * Fetches the results as `csv` or `xlsx` with the bearer header and saves the blob under
- * the server's file name. Resolves to the file name used.
+ * A file name for a download the server did not name: the batch's name without the
+ * characters file systems refuse, else `batch-<id>`, with the format's extension.
  */
-export async function downloadResults(batchId, format, doc = document) {
+export function downloadFileName(batchName, batchId, format) {
+  const cleaned = String(batchName ?? '')
+    .replace(/[\u0000-\u001f\u007f<>:"/\\|?*]+/g, '_')
+    .replace(/^[\s.]+|[\s.]+$/g, '')
+    .slice(0, 120);
+  return `${cleaned || `batch-${batchId}`}.${format}`;
+}
+
+/**
+ * Fetches the results as `csv`, `xlsx` or `json` with the bearer header and saves the blob
+ * under the server's file name (or one made from `batchName`). Resolves to the name used.
+ */
+export async function downloadResults(batchId, format, { batchName, doc = document } = {}) {
   const response = await request(resultsUrl(batchId, format), { headers: { Accept: '*/*' } });
   const blob = await response.blob();
-  const fileName = fileNameFromDisposition(response.headers.get('Content-Disposition')) || `batch-${batchId}.${format}`;
+  const fileName =
+    fileNameFromDisposition(response.headers.get('Content-Disposition')) ||
+    downloadFileName(batchName, batchId, format);
   saveBlob(blob, fileName, doc);
   return fileName;
 }

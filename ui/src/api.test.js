@@ -4,6 +4,7 @@ import {
   buildCreateForm,
   cancelBatch,
   createBatch,
+  downloadFileName,
   downloadResults,
   fileNameFromDisposition,
   getOptions,
@@ -193,6 +194,26 @@ describe('errors', () => {
     expect(error.message).toMatch(/HTTP 500/);
   });
 
+  it('keeps how long the server asked to wait (Retry-After, in seconds)', async () => {
+    installFetch({
+      'POST /api/batch/create': () => errorResponse(503, 'DATABASE_UNAVAILABLE', 'The database is unreachable.'),
+      'GET /api/batch/list': () =>
+        new Response(JSON.stringify({ error: { code: 'CREATE_RATE_LIMITED', message: 'x' } }), {
+          status: 429,
+          headers: { 'Content-Type': 'application/json', 'Retry-After': '12' },
+        }),
+    });
+
+    await expect(listBatches()).rejects.toMatchObject({ status: 429, retryAfterSeconds: 12 });
+    await expect(createBatch(new FormData())).rejects.toMatchObject({ status: 503, retryAfterSeconds: null });
+  });
+
+  it('passes on a cancel answered with "cancelling" (rows in flight are finishing)', async () => {
+    installFetch({ 'POST /api/batch/cancel': () => jsonResponse(200, { batchId: 'b1', status: 'cancelling' }) });
+
+    await expect(cancelBatch('b1')).resolves.toEqual({ batchId: 'b1', status: 'cancelling' });
+  });
+
   it('keeps the status of a 409 on cancel', async () => {
     installFetch({ 'POST /api/batch/cancel': () => errorResponse(409, 'BATCH_FINISHED', 'Already finished.') });
 
@@ -285,6 +306,31 @@ describe('downloads', () => {
     vi.spyOn(HTMLAnchorElement.prototype, 'click').mockImplementation(() => {});
 
     await expect(downloadResults('b1', 'xlsx')).resolves.toBe('batch-b1.xlsx');
+  });
+
+  it('downloads the JSON results as a .json file named after the batch', async () => {
+    const fetch = installFetch({
+      'GET /api/batch/results': () => jsonResponse(200, { batchId: 'b1', status: 'processed', columns: [], items: [] }),
+    });
+    const saved = [];
+    vi.spyOn(HTMLAnchorElement.prototype, 'click').mockImplementation(function record() {
+      saved.push(this.download);
+    });
+
+    await expect(downloadResults('b1', 'json', { batchName: 'Passports: March' })).resolves.toBe(
+      'Passports_ March.json',
+    );
+    expect(fetch.requests[0].url).toBe('/api/batch/results?batchId=b1&format=json');
+    expect(saved).toEqual(['Passports_ March.json']);
+  });
+
+  it.each([
+    ['Passports', 'json', 'Passports.json'],
+    ['a/b\\c?.csv', 'csv', 'a_b_c_.csv.csv'],
+    ['  ..  ', 'json', 'batch-b1.json'],
+    [undefined, 'xlsx', 'batch-b1.xlsx'],
+  ])('makes a file name of %j for %s: %j', (name, format, expected) => {
+    expect(downloadFileName(name, 'b1', format)).toBe(expected);
   });
 
   it('throws the ApiError of a failed download', async () => {

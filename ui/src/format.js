@@ -1,17 +1,29 @@
-// Pure helpers that turn batch fields into what the page shows: progress, durations,
-// sizes and dates. No React here, so they are tested as plain functions.
+// Pure helpers that turn batch fields into what the page shows: statuses, progress,
+// counts, durations, sizes and dates. No React here, so they are tested as plain functions.
 
-export const ACTIVE_STATUSES = ['queued', 'processing'];
+/** Statuses a batch goes through before it is final; only these are polled. */
+export const ACTIVE_STATUSES = ['queued', 'processing', 'cancelling'];
+/** Statuses from which a cancel may be asked (a cancelling batch is already stopping). */
+export const CANCELLABLE_STATUSES = ['queued', 'processing'];
 export const FINAL_STATUSES = ['processed', 'completed_with_errors', 'cancelled', 'failed'];
+/** Every batch status, in the order a batch meets them (for the list's filter). */
+export const BATCH_STATUSES = ['queued', 'processing', 'cancelling', ...FINAL_STATUSES];
+/** What became of a row, in the order the progress bar draws them. */
+export const OUTCOMES = ['answered', 'blocked', 'failed', 'cancelled'];
 
-/** True while a batch may still change (queued or processing). */
+/** True while a batch may still change (queued, processing or cancelling). */
 export function isActive(status) {
   return ACTIVE_STATUSES.includes(status);
 }
 
+/** True when the cancel button applies: queued or processing. */
+export function canCancel(status) {
+  return CANCELLABLE_STATUSES.includes(status);
+}
+
 /**
- * True for a cancelled batch whose counts have not settled yet: rows that were in flight
- * when it was cancelled finish and are recorded afterwards.
+ * True for a cancelled batch whose counts have not settled yet: on a server without the
+ * `cancelling` status, rows that were in flight finish and are recorded afterwards.
  */
 export function isSettling(batch) {
   if (batch.status !== 'cancelled') return false;
@@ -21,26 +33,59 @@ export function isSettling(batch) {
 
 function count(value) {
   const n = Number(value);
-  return Number.isFinite(n) && n > 0 ? n : 0;
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
 }
 
 /**
- * Progress of a batch: `done` rows (processed, failed or cancelled: no longer waiting),
- * `total`, and `percent` (0–100, an integer). The server's `percentComplete`, computed
- * the same way, wins when present.
+ * What became of a batch's rows: `answered` (processedItems), `blocked` (blockedItems,
+ * absent on older servers), `failed`, `cancelled`, the rows still `waiting`, their sum
+ * `done`, the `total` (rows × trials) and `percent` (0–100, rounded down, so 100 means
+ * every row is settled). Counters are clamped in that order so that they never add up
+ * to more than the total, even when the server's counters overshoot for a moment.
  */
 export function batchProgress(batch) {
-  const total = count(batch.totalItems);
-  const done = Math.min(total, count(batch.processedItems) + count(batch.failedItems) + count(batch.cancelledItems));
-  let percent;
-  if (typeof batch.percentComplete === 'number' && Number.isFinite(batch.percentComplete)) {
-    percent = batch.percentComplete;
-  } else {
-    percent = total > 0 ? (done / total) * 100 : 0;
+  const trials = Number.isInteger(batch.trials) && batch.trials > 1 ? batch.trials : 1;
+  const total = count(batch.totalItems) * trials;
+  let room = total;
+  const take = (value) => {
+    const n = Math.min(count(value), room);
+    room -= n;
+    return n;
+  };
+  const answered = take(batch.processedItems);
+  const blocked = take(batch.blockedItems);
+  const failed = take(batch.failedItems);
+  const cancelled = take(batch.cancelledItems);
+  const done = total - room;
+  const percent = total > 0 ? Math.floor((done / total) * 100) : 0;
+  return { answered, blocked, failed, cancelled, waiting: room, done, total, trials, percent };
+}
+
+/**
+ * The sentence under a batch's progress bar, as an i18n key and its parameters: a
+ * cancelled or failed batch says how many rows were answered, not that it is 100 % done.
+ */
+export function progressSummary(batch) {
+  const progress = batchProgress(batch);
+  const params = { ...progress };
+  switch (batch.status) {
+    case 'cancelling':
+      return { key: 'progress.cancelling', params };
+    case 'cancelled':
+      return { key: 'progress.cancelled', params };
+    case 'failed':
+      return { key: 'progress.failed', params };
+    case 'processed':
+    case 'completed_with_errors':
+      return { key: 'progress.finished', params };
+    default:
+      return { key: 'progress.running', params };
   }
-  if (batch.status === 'processed' || batch.status === 'completed_with_errors') percent = 100;
-  percent = Math.max(0, Math.min(100, Math.floor(percent)));
-  return { done, total, percent };
+}
+
+/** A count for people: "2,560" in English, "2 560" in French. */
+export function formatCount(value, lang = 'en') {
+  return count(value).toLocaleString(lang === 'fr' ? 'fr-CA' : 'en-CA');
 }
 
 function parseTime(value) {

@@ -1,14 +1,35 @@
-// One batch in the list: name, status, progress (percent, counts, ETA) or duration, and
-// its actions: download CSV/Excel, view results, cancel (after an in-page confirmation).
+// One batch in the list: name, status, what became of its rows (one segmented progress
+// bar and its legend), time left or duration, and its actions: download CSV, Excel or
+// JSON, view results, and cancel (after an in-page confirmation) while it is queued or
+// processing. A cancelling batch says that its rows in flight are finishing.
 
 import { useRef, useState } from 'react';
 import { cancelBatch, downloadResults, getStatus } from '../api.js';
-import { batchDurationSeconds, batchProgress, formatDateTime, formatDuration, isActive } from '../format.js';
-import { labelOr } from '../i18n.js';
+import { errorSentence } from '../errors.js';
+import {
+  batchDurationSeconds,
+  batchProgress,
+  canCancel,
+  formatCount,
+  formatDateTime,
+  formatDuration,
+  isActive,
+  progressSummary,
+} from '../format.js';
+import { labelOr, languageName, providerName } from '../i18n.js';
 import { useLanguage } from '../LanguageContext.jsx';
 import ConfirmDialog from './ConfirmDialog.jsx';
 import ProgressBar from './ProgressBar.jsx';
 import ResultsTable from './ResultsTable.jsx';
+
+const DOWNLOADS = [
+  ['csv', 'batch.downloadCsv'],
+  ['xlsx', 'batch.downloadXlsx'],
+  ['json', 'batch.downloadJson'],
+];
+
+/** The id of a batch card's heading, which the page focuses to bring a batch into view. */
+export const batchHeadingId = (batchId) => `batch-heading-${batchId}`;
 
 export default function BatchCard({ batch, pollError, onUpdate }) {
   const { lang, t } = useLanguage();
@@ -21,13 +42,21 @@ export default function BatchCard({ batch, pollError, onUpdate }) {
 
   const { batchId, status } = batch;
   const name = batch.name || batchId;
-  const active = isActive(status);
-  const { done, total, percent } = batchProgress(batch);
+  const progress = batchProgress(batch);
+  const summary = progressSummary(batch);
+  const number = (value) => formatCount(value, lang);
   const duration = batchDurationSeconds(batch);
   const statusLabel = labelOr(t, `status.${status}`, status);
-  const headingId = `batch-heading-${batchId}`;
+  const headingId = batchHeadingId(batchId);
   const resultsId = `results-${batchId}`;
-  const progressText = t('batch.progressText', { done, total, percent });
+  const progressText = t(summary.key, {
+    ...summary.params,
+    answered: number(progress.answered),
+    done: number(progress.done),
+    total: number(progress.total),
+  });
+  const trialsNote =
+    progress.trials > 1 ? t('batch.trials', { rows: number(batch.totalItems), trials: number(progress.trials) }) : null;
 
   const refreshStatus = async () => {
     try {
@@ -43,11 +72,11 @@ export default function BatchCard({ batch, pollError, onUpdate }) {
     setActionError(null);
     try {
       const answer = await cancelBatch(batchId);
-      onUpdate({ batchId, status: answer?.status || 'cancelled' });
+      onUpdate({ batchId, status: answer?.status || 'cancelling' });
       await refreshStatus();
       heading.current?.focus();
     } catch (error) {
-      setActionError(t('batch.cancelFailed', { code: error.code, message: error.message }));
+      setActionError(t('batch.cancelFailed', { message: errorSentence(error, lang) }));
       if (error.status === 409) await refreshStatus();
     } finally {
       setCancelling(false);
@@ -58,9 +87,9 @@ export default function BatchCard({ batch, pollError, onUpdate }) {
     setDownloading(format);
     setActionError(null);
     try {
-      await downloadResults(batchId, format);
+      await downloadResults(batchId, format, { batchName: batch.name });
     } catch (error) {
-      setActionError(t('batch.downloadFailed', { code: error.code, message: error.message }));
+      setActionError(t('batch.downloadFailed', { message: errorSentence(error, lang) }));
     } finally {
       setDownloading(null);
     }
@@ -100,51 +129,48 @@ export default function BatchCard({ batch, pollError, onUpdate }) {
           <dd>{formatDateTime(batch.createdAt, lang)}</dd>
         </div>
         <div>
-          <dt>{t('batch.providers')}</dt>
-          <dd>
-            {batch.aiProvider || '—'} / {batch.searchProvider || '—'}
-          </dd>
+          <dt>{t('batch.aiProvider')}</dt>
+          <dd data-testid="batch-ai-provider">{providerName(t, batch.aiProvider)}</dd>
+        </div>
+        <div>
+          <dt>{t('batch.searchProvider')}</dt>
+          <dd data-testid="batch-search-provider">{providerName(t, batch.searchProvider)}</dd>
         </div>
         {batch.pageLanguage && (
           <div>
             <dt>{t('batch.language')}</dt>
-            <dd>{batch.pageLanguage}</dd>
+            <dd data-testid="batch-language">{languageName(t, batch.pageLanguage)}</dd>
           </div>
         )}
       </dl>
 
       <ProgressBar
-        percent={percent}
+        progress={progress}
         status={status}
         label={t('batch.progressLabel', { name })}
-        valueText={`${progressText} — ${statusLabel}`}
+        legendLabel={t('batch.legend', { name })}
+        trialsNote={trialsNote}
       />
-      <p className="batch__progress-text">
-        <span data-testid="batch-percent">{progressText}</span>
-        <span className="batch__counts" data-testid="batch-counts">
-          {t('batch.counts', {
-            processed: batch.processedItems ?? 0,
-            failed: batch.failedItems ?? 0,
-            total: batch.totalItems ?? 0,
-          })}
-        </span>
-        {batch.cancelledItems > 0 && (
-          <span data-testid="batch-cancelled-items">{t('batch.cancelledItems', { count: batch.cancelledItems })}</span>
-        )}
+      <p className="batch__progress-text" data-testid="batch-percent">
+        {progressText}
       </p>
-      {active && (
+      {canCancel(status) && (
         <p className="batch__time" data-testid="batch-eta">
           {typeof batch.etaSeconds === 'number'
             ? t('batch.eta', { eta: formatDuration(batch.etaSeconds, t('time.lessThanSecond')) })
             : t('batch.etaUnknown')}
         </p>
       )}
-      {!active && duration !== null && (
+      {duration !== null && (
         <p className="batch__time" data-testid="batch-duration">
           {t('batch.duration', { duration: formatDuration(duration, t('time.lessThanSecond')) })}
         </p>
       )}
-      {pollError && <p className="notice notice--warning">{t('batch.pollError', { message: pollError })}</p>}
+      {pollError && (
+        <p className="notice notice--warning" data-testid="batch-poll-error">
+          {t('batch.pollError', { message: errorSentence(pollError, lang) })}
+        </p>
+      )}
       {actionError && (
         <p className="notice notice--error" role="alert" data-testid="batch-action-error">
           {actionError}
@@ -152,24 +178,18 @@ export default function BatchCard({ batch, pollError, onUpdate }) {
       )}
 
       <div className="batch__actions">
-        <button
-          type="button"
-          className="button button--secondary"
-          aria-describedby={headingId}
-          aria-disabled={downloading === 'csv' || undefined}
-          onClick={() => downloading !== 'csv' && download('csv')}
-        >
-          {t('batch.downloadCsv')}
-        </button>
-        <button
-          type="button"
-          className="button button--secondary"
-          aria-describedby={headingId}
-          aria-disabled={downloading === 'xlsx' || undefined}
-          onClick={() => downloading !== 'xlsx' && download('xlsx')}
-        >
-          {t('batch.downloadXlsx')}
-        </button>
+        {DOWNLOADS.map(([format, key]) => (
+          <button
+            key={format}
+            type="button"
+            className="button button--secondary"
+            aria-describedby={headingId}
+            aria-disabled={downloading === format || undefined}
+            onClick={() => downloading !== format && download(format)}
+          >
+            {t(key)}
+          </button>
+        ))}
         <button
           type="button"
           className="button button--secondary"
@@ -180,7 +200,7 @@ export default function BatchCard({ batch, pollError, onUpdate }) {
         >
           {showResults ? t('batch.hideResults') : t('batch.viewResults')}
         </button>
-        {active && (
+        {canCancel(status) && (
           <button
             type="button"
             className="button button--danger"
@@ -193,7 +213,7 @@ export default function BatchCard({ batch, pollError, onUpdate }) {
         )}
       </div>
 
-      {showResults && <ResultsTable batchId={batchId} name={name} active={active} />}
+      {showResults && <ResultsTable batchId={batchId} name={name} active={isActive(status)} />}
 
       {confirming && (
         <ConfirmDialog

@@ -33,6 +33,9 @@ export default function BatchPage() {
   }, [token]);
 
   const onCreated = useCallback(() => setRefreshKey((key) => key + 1), []);
+  // A new object each time, so that asking twice for the same batch focuses it twice.
+  const [focusRequest, setFocusRequest] = useState(null);
+  const onShowBatch = useCallback((batchId) => setFocusRequest({ batchId }), []);
   const claims = readClaims(token);
   const user = claims?.name || claims?.email || claims?.sub;
 
@@ -65,8 +68,8 @@ export default function BatchPage() {
         {token ? (
           // Keyed by token: another user's sign-in starts from a clean page.
           <div key={token} className="page__content">
-            <BatchUpload onCreated={onCreated} options={options} />
-            <BatchList refreshKey={refreshKey} announce={setAnnouncement} />
+            <BatchUpload onCreated={onCreated} onShowBatch={onShowBatch} options={options} />
+            <BatchList refreshKey={refreshKey} announce={setAnnouncement} focusRequest={focusRequest} />
           </div>
         ) : (
           <SignIn reason={reason} onSignIn={signIn} />

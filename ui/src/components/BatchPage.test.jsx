@@ -123,7 +123,8 @@ describe('signed in', () => {
     renderPage(<BatchPage />);
 
     await waitFor(() => expect(screen.getByLabelText('AI provider')).toHaveValue('anthropic'));
-    expect(screen.queryByRole('option', { name: 'openai' })).not.toBeInTheDocument();
+    expect(screen.queryByRole('option', { name: 'OpenAI' })).not.toBeInTheDocument();
+    expect(screen.getByRole('option', { name: 'Anthropic Claude' })).toBeInTheDocument();
     expect(screen.getByLabelText('Rows at once')).toHaveValue(12);
     const reads = fetch.requests.filter((request) => request.path === '/api/batch/options');
     expect(reads).toHaveLength(1);
@@ -162,6 +163,31 @@ describe('signed in', () => {
 
     expect(await screen.findByTestId('batch-row-fresh')).toBeInTheDocument();
     expect(fetch.requests.filter((request) => request.path === '/api/batch/list')).toHaveLength(2);
+  });
+
+  it('takes the reader from the success message to the new batch’s card', async () => {
+    sessionStorage.setItem(TOKEN_KEY, PARTNER);
+    let batches = [batchSummary({ batchId: 'older', name: 'Older batch', status: 'processed' })];
+    installFetch({
+      'GET /api/batch/list': () => jsonResponse(200, batches),
+      'POST /api/batch/create': () => {
+        batches = [
+          batchSummary({ batchId: 'fresh', name: 'Fresh batch', createdAt: '2025-04-01T00:00:00Z' }),
+          ...batches,
+        ];
+        return jsonResponse(202, { batchId: 'fresh', status: 'queued', totalItems: 10, warnings: [] });
+      },
+    });
+    const user = userEvent.setup();
+    renderPage(<BatchPage />);
+    await screen.findByTestId('batch-row-older');
+    await user.type(screen.getByLabelText('Search by name'), 'older');
+
+    await user.upload(screen.getByLabelText(/Spreadsheet of questions/), new File(['q'], 'fresh.csv'));
+    await user.click(screen.getByRole('button', { name: 'Upload and start' }));
+    await user.click(await screen.findByRole('link', { name: 'Go to the batch in the list' }));
+
+    await waitFor(() => expect(screen.getByRole('heading', { name: 'Fresh batch' })).toHaveFocus());
   });
 
   it('returns to the signed-out state with a message when the API answers 401', async () => {
@@ -215,7 +241,8 @@ describe('the language switch', () => {
     expect(screen.getByLabelText('Appliquer mes remplacements de requêtes actifs')).toBeInTheDocument();
     expect(screen.getByRole('button', { name: 'Téléverser et lancer' })).toBeInTheDocument();
     expect(screen.getByRole('button', { name: 'Télécharger CSV' })).toBeInTheDocument();
-    expect(screen.getByTestId('batch-status')).toHaveTextContent('Traité');
+    expect(screen.getByTestId('batch-status')).toHaveTextContent('Terminé');
+    expect(screen.getByTestId('upload-lang-note')).toHaveTextContent('langue de la page : français');
     expect(screen.getByTestId('batch-duration')).toHaveTextContent('Durée : 1 min');
     expect(screen.getByRole('button', { name: 'Se déconnecter' })).toBeInTheDocument();
     expect(localStorage.getItem('aiAnswers.lang')).toBe('fr');

@@ -1,15 +1,20 @@
-// The upload form: a spreadsheet (picked or dropped), a name, the providers, the
-// language, how many rows run at once and the prompt-overrides choice. Checks the
-// obvious mistakes first, then posts the multipart form to /api/batch/create and shows
-// the new batch id, the server's warnings, or the server's error with its code.
+// The upload form: a spreadsheet (picked or dropped), a name, the providers, how many
+// rows run at once and the prompt-overrides choice. The batch's language is the page's
+// (sent as `lang`, following the language switch); the server detects each question's
+// own. Checks the obvious mistakes first, then posts the multipart form to
+// /api/batch/create and shows the new batch (with a link to its card, dismissible), the
+// file's warnings in their own box, or the server's error as a sentence.
 // `options` (GET /api/batch/options) narrows the providers to those this deployment
 // has configured and gives the defaults; without it every provider is offered.
 
 import { useEffect, useRef, useState } from 'react';
 import { buildCreateForm, createBatch } from '../api.js';
+import { errorSentence } from '../errors.js';
 import { formatBytes } from '../format.js';
+import { providerName } from '../i18n.js';
 import { useLanguage } from '../LanguageContext.jsx';
 import { MAX_CONCURRENCY, nameFromFile, validateUpload } from '../validation.js';
+import { normalizeWarning, warningRows, warningSentence } from '../warnings.js';
 
 export const AI_PROVIDERS = ['offline', 'openai', 'azure', 'anthropic'];
 export const SEARCH_PROVIDERS = ['offline', 'google', 'canadaca'];
@@ -22,7 +27,7 @@ function choicesFrom(list, known) {
   return offered.length > 0 ? offered : known;
 }
 
-export default function BatchUpload({ onCreated, options = null }) {
+export default function BatchUpload({ onCreated, onShowBatch, options = null }) {
   const { lang, t } = useLanguage();
   const aiChoices = choicesFrom(options?.aiProviders, AI_PROVIDERS);
   const searchChoices = choicesFrom(options?.searchProviders, SEARCH_PROVIDERS);
@@ -32,7 +37,6 @@ export default function BatchUpload({ onCreated, options = null }) {
   const [nameEdited, setNameEdited] = useState(false);
   const [aiProvider, setAiProvider] = useState('offline');
   const [searchProvider, setSearchProvider] = useState('offline');
-  const [questionLang, setQuestionLang] = useState(lang);
   const [applyOverrides, setApplyOverrides] = useState(false);
   const [concurrency, setConcurrency] = useState('');
   const edited = useRef({ ai: false, search: false, concurrency: false });
@@ -40,9 +44,11 @@ export default function BatchUpload({ onCreated, options = null }) {
   const [submitting, setSubmitting] = useState(false);
   const [serverError, setServerError] = useState(null);
   const [created, setCreated] = useState(null);
+  const [warnings, setWarnings] = useState([]);
   const [dragging, setDragging] = useState(false);
   const fileInput = useRef(null);
   const summary = useRef(null);
+  const heading = useRef(null);
 
   useEffect(() => {
     if (problems.length > 0) summary.current?.focus();
@@ -68,6 +74,7 @@ export default function BatchUpload({ onCreated, options = null }) {
   const chooseFile = (chosen) => {
     setFile(chosen || null);
     setCreated(null);
+    setWarnings([]);
     setServerError(null);
     setProblems((current) => current.filter((problem) => problem.field !== 'file'));
     if (chosen && !nameEdited) setBatchName(nameFromFile(chosen.name));
@@ -90,6 +97,7 @@ export default function BatchUpload({ onCreated, options = null }) {
   const onSubmit = async (event) => {
     event.preventDefault();
     setCreated(null);
+    setWarnings([]);
     setServerError(null);
     const found = validateUpload({ file, batchName, concurrency, maxConcurrency }, lang);
     setProblems(found);
@@ -102,12 +110,13 @@ export default function BatchUpload({ onCreated, options = null }) {
           batchName: batchName.trim(),
           aiProvider: aiValue,
           searchProvider: searchValue,
-          lang: questionLang,
+          lang,
           applyOverrides,
           concurrency: concurrency.trim(),
         }),
       );
-      setCreated(result);
+      setCreated({ ...result, name: batchName.trim() });
+      setWarnings(Array.isArray(result?.warnings) ? result.warnings.map(normalizeWarning) : []);
       setFile(null);
       setBatchName('');
       setNameEdited(false);
@@ -125,10 +134,17 @@ export default function BatchUpload({ onCreated, options = null }) {
   const nameProblem = problemFor('batchName');
   const concurrencyProblem = problemFor('concurrency');
   const message = (problem) => t(problem.key, problem.params);
+  // After a dismissal the box is gone: the focus goes back to the top of the form.
+  const dismiss = (clear) => {
+    clear();
+    heading.current?.focus();
+  };
 
   return (
     <section className="panel upload" aria-labelledby="upload-heading" data-testid="batch-upload">
-      <h2 id="upload-heading">{t('upload.heading')}</h2>
+      <h2 id="upload-heading" tabIndex={-1} ref={heading}>
+        {t('upload.heading')}
+      </h2>
 
       {problems.length > 0 && (
         <div className="error-summary" role="alert" tabIndex={-1} ref={summary} data-testid="upload-validation">
@@ -222,6 +238,9 @@ export default function BatchUpload({ onCreated, options = null }) {
           />
         </div>
 
+        <p id="upload-lang-note" className="field__note" data-testid="upload-lang-note">
+          {t('upload.langNote', { language: t(`language.inSentence.${lang}`) })}
+        </p>
         <div className="field-row">
           <ProviderSelect
             id="upload-ai"
@@ -243,18 +262,6 @@ export default function BatchUpload({ onCreated, options = null }) {
               setSearchProvider(value);
             }}
           />
-          <div className="field">
-            <label htmlFor="upload-lang">{t('upload.lang')}</label>
-            <select
-              id="upload-lang"
-              className="input"
-              value={questionLang}
-              onChange={(e) => setQuestionLang(e.target.value)}
-            >
-              <option value="en">{t('upload.lang.en')}</option>
-              <option value="fr">{t('upload.lang.fr')}</option>
-            </select>
-          </div>
         </div>
 
         <div className={`field${concurrencyProblem ? ' field--invalid' : ''}`}>
@@ -286,14 +293,20 @@ export default function BatchUpload({ onCreated, options = null }) {
           />
         </div>
 
-        <div className="field field--checkbox">
-          <input
-            id="upload-overrides"
-            type="checkbox"
-            checked={applyOverrides}
-            onChange={(e) => setApplyOverrides(e.target.checked)}
-          />
-          <label htmlFor="upload-overrides">{t('upload.overrides')}</label>
+        <div className="field">
+          <div className="field--checkbox">
+            <input
+              id="upload-overrides"
+              type="checkbox"
+              checked={applyOverrides}
+              aria-describedby="upload-overrides-hint"
+              onChange={(e) => setApplyOverrides(e.target.checked)}
+            />
+            <label htmlFor="upload-overrides">{t('upload.overrides')}</label>
+          </div>
+          <p id="upload-overrides-hint" className="field__hint field__hint--checkbox">
+            {t('upload.overridesHint')}
+          </p>
         </div>
 
         <button type="submit" className="button" disabled={submitting} aria-busy={submitting || undefined}>
@@ -302,19 +315,23 @@ export default function BatchUpload({ onCreated, options = null }) {
       </form>
 
       {serverError && <UploadError error={serverError} />}
-      {created && <UploadCreated created={created} />}
+      {created && (
+        <UploadCreated created={created} onShowBatch={onShowBatch} onDismiss={() => dismiss(() => setCreated(null))} />
+      )}
+      {warnings.length > 0 && <UploadWarnings warnings={warnings} onDismiss={() => dismiss(() => setWarnings([]))} />}
     </section>
   );
 }
 
 function ProviderSelect({ id, label, value, choices, onChoose }) {
+  const { t } = useLanguage();
   return (
     <div className="field">
       <label htmlFor={id}>{label}</label>
       <select id={id} className="input" value={value} onChange={(e) => onChoose(e.target.value)}>
         {choices.map((choice) => (
           <option key={choice} value={choice}>
-            {choice}
+            {providerName(t, choice)}
           </option>
         ))}
       </select>
@@ -322,67 +339,81 @@ function ProviderSelect({ id, label, value, choices, onChoose }) {
   );
 }
 
-function UploadCreated({ created }) {
+function DismissButton({ label, onDismiss }) {
   const { t } = useLanguage();
-  const warnings = Array.isArray(created.warnings) ? created.warnings : [];
   return (
-    <div className="notice notice--success" role="status" data-testid="upload-success">
-      <p>
-        {t('upload.created')} <code data-testid="upload-batch-id">{created.batchId}</code>
-      </p>
-      {typeof created.totalItems === 'number' && <p>{t('upload.createdRows', { count: created.totalItems })}</p>}
-      {warnings.length > 0 && (
-        <>
-          <h3>{t('upload.warnings')}</h3>
-          <ul data-testid="upload-warnings">
-            {warnings.map((warning, index) => (
-              <li key={index}>{warningText(warning)}</li>
-            ))}
-          </ul>
-        </>
-      )}
+    <button
+      type="button"
+      className="button button--secondary button--small notice__dismiss"
+      aria-label={label}
+      onClick={onDismiss}
+    >
+      {t('upload.dismiss')}
+    </button>
+  );
+}
+
+function UploadCreated({ created, onShowBatch, onDismiss }) {
+  const { t } = useLanguage();
+  const name = created.name || created.batchId;
+  return (
+    <div className="notice notice--success notice--dismissible" role="status" data-testid="upload-success">
+      <div className="notice__body">
+        <p>
+          {t('upload.created', { name })} <code data-testid="upload-batch-id">{created.batchId}</code>
+        </p>
+        {typeof created.totalItems === 'number' && <p>{t('upload.createdRows', { count: created.totalItems })}</p>}
+        <p>
+          <a
+            href={`#batch-heading-${created.batchId}`}
+            data-testid="upload-show-batch"
+            onClick={(event) => {
+              if (!onShowBatch) return;
+              event.preventDefault();
+              onShowBatch(created.batchId);
+            }}
+          >
+            {t('upload.showBatch')}
+          </a>
+        </p>
+      </div>
+      <DismissButton label={t('upload.dismissSuccess')} onDismiss={onDismiss} />
+    </div>
+  );
+}
+
+function UploadWarnings({ warnings, onDismiss }) {
+  const { t } = useLanguage();
+  const rows = warningRows(warnings);
+  return (
+    <div className="notice notice--warning notice--dismissible" role="status" data-testid="upload-warnings-box">
+      <div className="notice__body">
+        <h3>{t('upload.warnings')}</h3>
+        {rows.length > 0 && (
+          <p data-testid="upload-warning-rows">{t('upload.warningRows', { rows: rows.join(', ') })}</p>
+        )}
+        <ul data-testid="upload-warnings">
+          {warnings.map((warning, index) => (
+            <li key={index}>{warningSentence(warning, t)}</li>
+          ))}
+        </ul>
+      </div>
+      <DismissButton label={t('upload.dismissWarnings')} onDismiss={onDismiss} />
     </div>
   );
 }
 
 function UploadError({ error }) {
-  const { t } = useLanguage();
-  const details = error.details && typeof error.details === 'object' ? Object.entries(error.details) : [];
+  const { lang, t } = useLanguage();
   return (
     <div className="notice notice--error" role="alert" data-testid="upload-error">
       <h3>{t('upload.failed')}</h3>
-      <p data-testid="upload-error-message">{error.message}</p>
-      <p className="notice__meta">
-        {t('upload.errorCode')}: <code data-testid="upload-error-code">{error.code}</code>
-        {error.status ? (
-          <>
-            {' · '}
-            {t('upload.errorStatus')}: {error.status}
-          </>
-        ) : null}
-      </p>
-      {details.length > 0 && (
-        <dl className="notice__details" aria-label={t('upload.errorDetails')}>
-          {details.map(([key, value]) => (
-            <div key={key}>
-              <dt>{key}</dt>
-              <dd>{typeof value === 'string' ? value : JSON.stringify(value)}</dd>
-            </div>
-          ))}
-        </dl>
+      <p data-testid="upload-error-message">{errorSentence(error, lang)}</p>
+      {error.code && (
+        <p className="notice__meta" data-testid="upload-error-code">
+          {t('error.reference', { code: error.code })}
+        </p>
       )}
     </div>
   );
-}
-
-/** Warnings may be strings or objects such as {row, message}; show both readably. */
-function warningText(warning) {
-  if (typeof warning === 'string') return warning;
-  if (warning && typeof warning === 'object') {
-    if (typeof warning.message === 'string') {
-      return warning.row !== undefined ? `${warning.row}: ${warning.message}` : warning.message;
-    }
-    return JSON.stringify(warning);
-  }
-  return String(warning);
 }

@@ -6,6 +6,7 @@ import { errorResponse, installFetch, jsonResponse } from '../test/fakeFetch.js'
 import { renderPage } from '../test/render.jsx';
 import { MAX_UPLOAD_BYTES } from '../validation.js';
 import BatchUpload from './BatchUpload.jsx';
+import LanguageSwitch from './LanguageSwitch.jsx';
 
 beforeEach(() => {
   sessionStorage.setItem(TOKEN_KEY, 'tok');
@@ -41,8 +42,43 @@ describe('the form', () => {
         .getAllByRole('option')
         .map((option) => option.value),
     ).toEqual(['offline', 'google', 'canadaca']);
-    expect(screen.getByLabelText('Language of the questions')).toHaveValue('en');
     expect(screen.getByLabelText('Apply my active prompt overrides')).not.toBeChecked();
+  });
+
+  it('names the providers for people, in the page’s language', () => {
+    setup();
+    const names = (label) =>
+      within(screen.getByLabelText(label))
+        .getAllByRole('option')
+        .map((option) => option.textContent);
+
+    expect(names('AI provider')).toEqual(['Offline (no network)', 'OpenAI', 'Azure OpenAI', 'Anthropic Claude']);
+    expect(names('Search provider')).toEqual([
+      'Offline (no network)',
+      'Google Programmable Search',
+      'Canada.ca search',
+    ]);
+  });
+
+  it('has no language menu: it says answers default to the page language', () => {
+    setup();
+
+    expect(screen.queryByLabelText('Language of the questions')).not.toBeInTheDocument();
+    expect(screen.queryByRole('combobox', { name: /language/i })).not.toBeInTheDocument();
+    expect(screen.getByTestId('upload-lang-note')).toHaveTextContent(
+      'Answers default to the page language: English; each question’s own language is detected.',
+    );
+  });
+
+  it('explains rows at once and the prompt overrides', () => {
+    setup();
+
+    expect(screen.getByLabelText('Rows at once')).toHaveAccessibleDescription(
+      'How many rows (or conversations) are answered at the same time; higher is faster but uses more of the provider’s quota. From 1 to 32.',
+    );
+    expect(screen.getByLabelText('Apply my active prompt overrides')).toHaveAccessibleDescription(
+      /prompt overrides you have turned on in AI Answers .* standard prompts/,
+    );
   });
 
   it('offers only the providers the server configured, with its defaults', () => {
@@ -157,7 +193,7 @@ describe('checks before uploading', () => {
 });
 
 describe('uploading', () => {
-  it('posts every field and shows the new batch id and warnings', async () => {
+  it('posts every field, with the page language as lang, and shows the new batch and its warnings', async () => {
     const fetch = installFetch({
       'POST /api/batch/create': () =>
         jsonResponse(202, {
@@ -174,14 +210,16 @@ describe('uploading', () => {
     await user.type(screen.getByLabelText('Batch name'), '  Passports  ');
     await user.selectOptions(screen.getByLabelText('AI provider'), 'anthropic');
     await user.selectOptions(screen.getByLabelText('Search provider'), 'google');
-    await user.selectOptions(screen.getByLabelText('Language of the questions'), 'fr');
     await user.click(screen.getByLabelText('Apply my active prompt overrides'));
     await submit(user);
 
     const success = await screen.findByTestId('upload-success');
+    expect(success).toHaveTextContent('Batch “Passports” created.');
     expect(within(success).getByTestId('upload-batch-id')).toHaveTextContent('65f0c0ffee');
     expect(success).toHaveTextContent('14 rows queued.');
-    expect(within(success).getByTestId('upload-warnings')).toHaveTextContent('Row 5: the question is blank');
+    // The warning is not inside the green box: it has its own.
+    expect(within(success).queryByTestId('upload-warnings')).not.toBeInTheDocument();
+    expect(screen.getByTestId('upload-warnings')).toHaveTextContent('Row 5: the question is blank');
     expect(onCreated).toHaveBeenCalledWith(expect.objectContaining({ batchId: '65f0c0ffee' }));
 
     const [request] = fetch.requests;
@@ -193,7 +231,7 @@ describe('uploading', () => {
     expect(form.get('batchName')).toBe('Passports');
     expect(form.get('aiProvider')).toBe('anthropic');
     expect(form.get('searchProvider')).toBe('google');
-    expect(form.get('lang')).toBe('fr');
+    expect(form.get('lang')).toBe('en');
     expect(form.get('applyOverrides')).toBe('true');
     expect(form.has('concurrency')).toBe(false); // left empty: the server's default
 
@@ -217,11 +255,12 @@ describe('uploading', () => {
     expect(fetch.requests[0].body.get('concurrency')).toBe('16');
   });
 
-  it('shows the server’s message, code and details on a 4xx', async () => {
+  it('says what is wrong in a sentence built from the error’s details, with its code for reference', async () => {
     installFetch({
       'POST /api/batch/create': () =>
-        errorResponse(400, 'MISSING_QUESTION_COLUMN', 'The file has no question column.', {
-          columns: ['Name', 'Email'],
+        errorResponse(400, 'MISSING_QUESTION_COLUMN', 'No question column found. Name one column…', {
+          accepted: ['REDACTEDQUESTION', 'QUESTION', 'PROBLEM DETAILS'],
+          found: ['Name', 'Email'],
         }),
     });
     const { user, fileInput, onCreated } = setup();
@@ -231,11 +270,14 @@ describe('uploading', () => {
 
     const alert = await screen.findByTestId('upload-error');
     expect(alert).toHaveAttribute('role', 'alert');
-    expect(within(alert).getByTestId('upload-error-message')).toHaveTextContent('The file has no question column.');
-    expect(within(alert).getByTestId('upload-error-code')).toHaveTextContent('MISSING_QUESTION_COLUMN');
-    expect(alert).toHaveTextContent('HTTP status: 400');
-    expect(alert).toHaveTextContent('columns');
-    expect(alert).toHaveTextContent('["Name","Email"]');
+    expect(within(alert).getByTestId('upload-error-message')).toHaveTextContent(
+      'No question column. Accepted names: REDACTEDQUESTION, QUESTION, PROBLEM DETAILS; this file has: Name, Email.',
+    );
+    expect(within(alert).getByTestId('upload-error-code')).toHaveTextContent('Error code: MISSING_QUESTION_COLUMN');
+    expect(alert).not.toHaveTextContent('HTTP');
+    expect(alert).not.toHaveTextContent('accepted');
+    expect(alert).not.toHaveTextContent('["Name","Email"]');
+    expect(alert).not.toHaveTextContent('No question column found');
     expect(onCreated).not.toHaveBeenCalled();
     expect(screen.queryByTestId('upload-success')).not.toBeInTheDocument();
   });
@@ -249,7 +291,10 @@ describe('uploading', () => {
     await user.upload(fileInput, csv());
     await submit(user);
 
-    expect(await screen.findByTestId('upload-error-code')).toHaveTextContent('PAYLOAD_TOO_LARGE');
+    expect(await screen.findByTestId('upload-error-message')).toHaveTextContent(
+      'The upload is larger than the server accepts.',
+    );
+    expect(screen.getByTestId('upload-error-code')).toHaveTextContent('PAYLOAD_TOO_LARGE');
   });
 
   it('disables the button while the upload runs', async () => {
@@ -268,5 +313,111 @@ describe('uploading', () => {
     expect(screen.getByRole('button', { name: 'Uploading…' })).toBeDisabled();
     finish();
     expect(await screen.findByRole('button', { name: 'Upload and start' })).toBeEnabled();
+  });
+});
+
+describe('after an upload', () => {
+  const created = (warnings = []) =>
+    installFetch({
+      'POST /api/batch/create': () => jsonResponse(202, { batchId: 'new1', status: 'queued', totalItems: 3, warnings }),
+    });
+
+  async function uploadOne(user, fileInput) {
+    await user.upload(fileInput, csv());
+    await submit(user);
+    return screen.findByTestId('upload-success');
+  }
+
+  it('links the success message to the new batch’s card', async () => {
+    created();
+    const onShowBatch = vi.fn();
+    const user = userEvent.setup();
+    renderPage(<BatchUpload onShowBatch={onShowBatch} />);
+
+    const success = await uploadOne(user, screen.getByLabelText(/Spreadsheet of questions/));
+    const link = within(success).getByRole('link', { name: 'Go to the batch in the list' });
+    expect(link).toHaveAttribute('href', '#batch-heading-new1');
+
+    await user.click(link);
+    expect(onShowBatch).toHaveBeenCalledWith('new1');
+  });
+
+  it('can be dismissed, and the focus returns to the form', async () => {
+    created();
+    const { user, fileInput } = setup();
+
+    await uploadOne(user, fileInput);
+    await user.click(screen.getByRole('button', { name: 'Dismiss the message about the new batch' }));
+
+    expect(screen.queryByTestId('upload-success')).not.toBeInTheDocument();
+    expect(screen.getByRole('heading', { name: 'New batch' })).toHaveFocus();
+  });
+
+  it('shows warnings in their own amber box, strings and objects alike, with the rows concerned', async () => {
+    created([
+      'Row 5: the question is blank; the row was skipped.',
+      { rowNumber: 9, code: 'BLANK_QUESTION', message: 'The question is blank; the row was skipped.' },
+    ]);
+    const { user, fileInput } = setup();
+
+    const success = await uploadOne(user, fileInput);
+
+    const box = screen.getByTestId('upload-warnings-box');
+    expect(success).not.toContainElement(box);
+    expect(box).toHaveClass('notice--warning');
+    expect(box).toHaveAttribute('role', 'status');
+    expect(within(box).getByRole('heading', { name: 'Warnings about the file' })).toBeInTheDocument();
+    expect(within(box).getByTestId('upload-warning-rows')).toHaveTextContent('Rows concerned: 5, 9.');
+    expect(
+      within(box)
+        .getAllByRole('listitem')
+        .map((item) => item.textContent),
+    ).toEqual([
+      'Row 5: the question is blank; the row was skipped.',
+      'Row 9: the question is blank; the row was skipped.',
+    ]);
+    expect(box).not.toHaveTextContent('{');
+
+    await user.click(within(box).getByRole('button', { name: 'Dismiss the warnings about the file' }));
+    expect(screen.queryByTestId('upload-warnings-box')).not.toBeInTheDocument();
+    expect(screen.getByTestId('upload-success')).toBeInTheDocument();
+  });
+
+  it('words the warnings in French', async () => {
+    created(['Row 5: the question is blank; the row was skipped.']);
+    const user = userEvent.setup({ applyAccept: false });
+    renderPage(<BatchUpload />, { lang: 'fr' });
+
+    await user.upload(screen.getByLabelText(/Tableur de questions/), csv());
+    await user.click(screen.getByRole('button', { name: 'Téléverser et lancer' }));
+
+    const box = await screen.findByTestId('upload-warnings-box');
+    expect(box).toHaveTextContent('Lignes concernées : 5.');
+    expect(box).toHaveTextContent('Ligne 5 : la question est vide; la ligne a été ignorée.');
+  });
+});
+
+describe('the page language', () => {
+  it('is the language sent, and follows the language switch', async () => {
+    const fetch = installFetch({
+      'POST /api/batch/create': () => jsonResponse(202, { batchId: 'x', status: 'queued', totalItems: 1 }),
+    });
+    const user = userEvent.setup({ applyAccept: false });
+    renderPage(
+      <>
+        <LanguageSwitch />
+        <BatchUpload />
+      </>,
+    );
+
+    await user.click(screen.getByRole('button', { name: 'Afficher cette page en français' }));
+    expect(screen.getByTestId('upload-lang-note')).toHaveTextContent(
+      'Les réponses sont par défaut dans la langue de la page : français; la langue de chaque question est détectée.',
+    );
+    await user.upload(screen.getByLabelText(/Tableur de questions/), csv());
+    await user.click(screen.getByRole('button', { name: 'Téléverser et lancer' }));
+
+    await screen.findByTestId('upload-success');
+    expect(fetch.requests[0].body.get('lang')).toBe('fr');
   });
 });
