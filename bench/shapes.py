@@ -84,9 +84,14 @@ def csv_bytes(shape: Shape, *, extra_columns: int = 0, filler: str = "") -> byte
     return buffer.getvalue().encode("utf-8")
 
 
-def ideal_bound(shape: Shape, latency: float, concurrency: int) -> float:
-    """max(longest conversation x L, rows x L / concurrency): no schedule can beat it."""
-    return max(shape.longest * latency, shape.rows * latency / concurrency)
+def ideal_bound(shape: Shape, latency: float, concurrency: int, calls_per_row: float = 1.0) -> float:
+    """max(longest conversation x T, rows x T / concurrency), T = L x model calls per row: no schedule beats it.
+
+    A row of the pipeline makes several model calls one after the other (PII screening,
+    query rewrite, department, answer...), each answered after L.
+    """
+    row = latency * calls_per_row
+    return max(shape.longest * row, shape.rows * row / concurrency)
 
 
 def list_schedule_makespan(shape: Shape, latency: float, concurrency: int) -> float:

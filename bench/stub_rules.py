@@ -59,10 +59,13 @@ class AIBehaviour:
             if wait is not None:
                 return Fault.status(429, retry_after=max(1, math.ceil(wait)),
                                     body={"error": {"message": "Rate limit reached (stub RPM)", "type": "requests"}})
-        if self.answer_chars:
+        if self.answer_chars and request.stage in ("answer", None):  # the other stages' replies stay short
             reply = default_reply(request)
             text = reply["choices"][0]["message"]["content"]
             filler = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * (self.answer_chars // 56 + 1))
-            reply["choices"][0]["message"]["content"] = filler[: self.answer_chars] + "\n" + text
+            filler = filler[: self.answer_chars]
+            # Inside the first sentence of a tagged answer, so that the reply still parses.
+            padded = text.replace("<s-1>", f"<s-1>{filler} ", 1) if "<s-1>" in text else f"{filler}\n{text}"
+            reply["choices"][0]["message"]["content"] = padded
             return Fault("status", 200, self.latency, None, json.dumps(reply).encode())
         return Fault.delay(self.latency)

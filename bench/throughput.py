@@ -121,13 +121,18 @@ class ShapeRun:
     run: BatchRun
 
     @property
+    def calls_per_row(self) -> float:
+        """Model calls a row made, from the stub's own count (every call is answered after L)."""
+        return self.run.stub_requests / max(1, self.run.rows)
+
+    @property
     def bound(self) -> float:
-        return ideal_bound(self.shape, self.latency, self.concurrency)
+        return ideal_bound(self.shape, self.latency, self.concurrency, self.calls_per_row)
 
     @property
     def floor(self) -> float:
         """Whole conversations in file order on `concurrency` workers, with zero overhead."""
-        return list_schedule_makespan(self.shape, self.latency, self.concurrency)
+        return list_schedule_makespan(self.shape, self.latency * self.calls_per_row, self.concurrency)
 
     @property
     def ratio(self) -> float:
@@ -322,7 +327,7 @@ def header(config: Config, stack: BenchStack) -> list[str]:
         ("other cpu: cores used by processes outside the benchmark during the run"
          " (the machine is shared; the benchmark itself needs about all of its cores at concurrency 16)"),
         ("makespan: create request sent -> the batch's completedAt;"
-         " bound = max(longest conversation x L, rows x L / concurrency)"),
+         " bound = max(longest conversation x T, rows x T / concurrency), T = L x model calls per row"),
     ]
 
 
