@@ -6,19 +6,23 @@
 A client of the HTTP API (api.md), not part of the service: the one module outside the
 provider clients that imports `requests`. Exit codes: 0 every row succeeded; 1 the batch
 ended completed_with_errors, failed or cancelled (results still written); 2 usage or
-HTTP 4xx; 3 the API could not be reached or failed (5xx); 130 interrupted.
+HTTP 4xx; 3 the API could not be reached or failed (5xx); 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM): either cancels the batch and writes the rows finished so far.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,12 +35,17 @@ DEFAULT_STACK_FILE = ROOT / ".local" / "stack.json"
 FORMATS = ("csv", "xlsx", "json")
 UPLOAD_TYPES = {".csv": "text/csv", ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 FINAL_STATUSES = ("processed", "completed_with_errors", "failed", "cancelled")
+# Not final: `cancelling` (no row starts; rows in flight finish), `queued`, `processing`.
+RUNNING_STATUSES = ("queued", "processing")  # the statuses an ETA means something in
 POLL_SECONDS = 1.0
 PLAIN_EVERY_SECONDS = 5.0  # without a terminal: a line at most this often while counts move...
 PLAIN_HEARTBEAT_SECONDS = 60.0  # ...and at least this often while they do not (CI logs stay alive)
 MAX_POLL_FAILURES = 30  # consecutive failed polls (about 30 s) before giving up
 TIMEOUT = (10, 120)  # connect, read (seconds)
 BAR_WIDTH = 20
+MIN_BAR_WIDTH = 5  # narrower than this, the bar goes: the counts and the ETA matter more
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class CliError(Exception):
@@ -53,6 +62,27 @@ class ConnectionProblem(CliError):
     """The API could not be reached, timed out, or answered something that is not the API (exit 3)."""
 
     exit_code = 3
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like KeyboardInterrupt (which `except Exception` does not catch)."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within: SIGTERM raises Terminated in the main thread, so a CI timeout is handled like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class ApiError(CliError):
@@ -129,22 +159,35 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_progress(status: Mapping[str, Any], width: int = 200) -> str:
-    """One progress line: state, bar, percent, rows done of total, ok / failed, ETA."""
+    """One progress line: state, bar, percent, rows done of total, ok / failed, ETA; at most `width` long.
+
+    When the line does not fit, the bar shrinks, then goes, then the percent, then the
+    spacing; on a very narrow terminal the ok / failed counts go last: rows done and ETA stay.
+    """
     total = int(status.get("totalItems") or 0)
     ok, failed = int(status.get("processedItems") or 0), int(status.get("failedItems") or 0)
     cancelled = int(status.get("cancelledItems") or 0)
     done = ok + failed + cancelled
     percent = status.get("percentComplete")
     percent = float(percent) if percent is not None else (100.0 if total == 0 else 100.0 * done / total)
-    filled = round(BAR_WIDTH * min(max(percent, 0.0), 100.0) / 100)
     state = str(status.get("status", "?"))
-    parts = [f"{state:<10}", f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}]", f"{percent:5.1f}%",
-             f"{done}/{total} rows", f"ok {ok}", f"failed {failed}"]
-    if cancelled:
-        parts.append(f"cancelled {cancelled}")
-    if state not in FINAL_STATUSES:
-        parts.append(f"ETA {format_duration(status.get('etaSeconds'))}")
-    return "  ".join(parts)[:width]
+    outcomes = [f"ok {ok}", f"failed {failed}"] + ([f"cancelled {cancelled}"] if cancelled else [])
+    eta = [f"ETA {format_duration(status.get('etaSeconds'))}"] if state in RUNNING_STATUSES else []
+    counts = [f"{done}/{total} rows", *outcomes, *eta]
+    candidates = [
+        *("  ".join([f"{state:<10}", _bar(percent, bar), f"{percent:5.1f}%", *counts])
+          for bar in range(BAR_WIDTH, MIN_BAR_WIDTH - 1, -1)),
+        "  ".join([f"{state:<10}", f"{percent:5.1f}%", *counts]),
+        "  ".join([state, *counts]),
+        " ".join([state, *counts]),
+        " ".join([state, f"{done}/{total} rows", *eta]),
+    ]
+    return next((line for line in candidates if len(line) <= width), candidates[-1][:width])
+
+
+def _bar(percent: float, width: int) -> str:
+    filled = round(width * min(max(percent, 0.0), 100.0) / 100)
+    return f"[{'#' * filled}{'.' * (width - filled)}]"
 
 
 class ProgressDisplay:
@@ -265,10 +308,8 @@ def wait_until_final(client: Client, batch_id: str, display: ProgressDisplay,
 
 
 def run_command(args: argparse.Namespace, client: Client, err: TextIO) -> int:
-    """Upload, follow, download; 0 when every row succeeded, 1 otherwise, 130 on Ctrl-C."""
-    file = Path(args.file)
-    if not file.is_file():
-        raise UsageError(f"No such file: {file}")
+    """Upload, follow, download; 0 when every row succeeded, 1 otherwise, 130 on Ctrl-C, 143 on SIGTERM."""
+    file = check_upload(Path(args.file))
     fmt = choose_format(args.format, args.output)
     dest = output_path(args.output, file.stem, fmt, Path.cwd())
     if not dest.parent.is_dir():
@@ -280,22 +321,51 @@ def run_command(args: argparse.Namespace, client: Client, err: TextIO) -> int:
             fields[name] = str(value)
     created = client.create(file, fields)
     batch_id = str(created["batchId"])
-    try:  # from here on, Ctrl-C cancels the batch
+    try:  # from here on, Ctrl-C or SIGTERM cancels the batch
         print(f"Batch {batch_id}: {created.get('totalItems')} rows queued", file=err)
         for warning in created.get("warnings") or []:
-            print(f"warning: {warning}", file=err)
+            print(f"warning: {warning_text(warning)}", file=err)
         status = wait_until_final(client, batch_id, ProgressDisplay(err, err.isatty()))
-    except KeyboardInterrupt:
-        print(f"Interrupted: cancelling batch {batch_id}", file=err)
-        try:
-            client.cancel(batch_id)
-            print(f"Cancelled. Rows answered so far: python -m lib.cli results {batch_id}", file=err)
-        except CliError as exc:
-            print(f"Could not cancel: {exc}", file=err)
-        return 130
+    except (KeyboardInterrupt, Terminated) as interrupt:
+        cancel_and_save(client, batch_id, fmt, dest, err)
+        return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
     client.download(batch_id, fmt, dest)
     print(dest)
     return 0 if status["status"] == "processed" else 1
+
+
+def check_upload(file: Path) -> Path:
+    """The file, when it exists and is of a type the service takes (.csv or .xlsx, as on the page)."""
+    if file.suffix.lower() not in UPLOAD_TYPES:
+        raise UsageError(f"{file.name} is not a .csv or .xlsx file. Save the questions as CSV (UTF-8) "
+                         "or as an Excel workbook (.xlsx) and run again.")
+    if not file.is_file():
+        raise UsageError(f"No such file: {file}")
+    return file
+
+
+def warning_text(warning: object) -> str:
+    """An upload warning as one line: its message (warnings are {"code", "message", ...} or text)."""
+    if isinstance(warning, Mapping) and "message" in warning:
+        return str(warning["message"])
+    return str(warning)
+
+
+def cancel_and_save(client: Client, batch_id: str, fmt: str, dest: Path, err: TextIO) -> None:
+    """After an interrupt: cancel the batch on the server, then write the rows finished so far."""
+    print(f"Interrupted: cancelling batch {batch_id}", file=err)
+    try:
+        print(f"Batch {batch_id} {client.cancel(batch_id).get('status', 'cancelled')}.", file=err)
+    except CliError as exc:  # 409: it ended meanwhile, and its results are whole
+        print(f"Could not cancel: {exc}", file=err)
+    try:
+        client.download(batch_id, fmt, dest)
+    except CliError as exc:
+        print(f"Could not write the results: {exc}", file=err)
+    else:
+        print(dest)
+        print(f"Rows finished so far are in {dest}.", file=err)
+    print(f"Rows in flight still finish on the server; all of them: python -m lib.cli results {batch_id}", file=err)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", parents=[common], help="upload a file, follow it, write the results")
     run.add_argument("file", help="questions file (.csv or .xlsx)")
-    run.add_argument("--lang", required=True, choices=("en", "fr"), help="page language of the questions")
+    run.add_argument("--lang", default="en", choices=("en", "fr"), help="page language of the questions (default: en)")
     run.add_argument("--ai", help="AI provider (default: the server's)")
     run.add_argument("--search", help="search provider (default: the server's)")
     run.add_argument("--name", help="batch name (default: the file's name)")
@@ -337,11 +407,13 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
             print(f"warning: sending the token to {host} over plain HTTP", file=err)
         client = Client(target)
         if args.command == "run":
-            return run_command(args, client, err)
+            with sigterm_as_interrupt():
+                return run_command(args, client, err)
         if args.command == "status":
             print(json.dumps(client.status(args.batch_id), indent=2, ensure_ascii=False))
         elif args.command == "cancel":
-            print(f"Batch {client.cancel(args.batch_id)['batchId']} cancelled", file=err)
+            cancelled = client.cancel(args.batch_id)
+            print(f"Batch {cancelled['batchId']} {cancelled.get('status', 'cancelled')}", file=err)
         else:
             fmt = choose_format(args.format, args.output)
             dest = output_path(args.output, args.batch_id, fmt, Path.cwd())
@@ -352,7 +424,9 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         print(f"error: {exc}", file=err)
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Terminated:  # a second SIGTERM while the first one's cleanup ran
+        return EXIT_TERMINATED
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The command-line client (`python -m lib.cli`) against the real local stack, as a subprocess.
 
-`fast_stack` answers at once (no provider slow-down); the Ctrl-C test uses the shared
-`stack`, whose offline AI takes about 1.5 s an answer, so the batch is still running
-when the interrupt arrives.
+`fast_stack` answers at once (no provider slow-down); the Ctrl-C and SIGTERM tests use
+`slow_stack`, whose `openai` provider is a stub that takes 0.4 s a call, so the batch is
+still running when the interrupt arrives.
 """
 
 from __future__ import annotations
@@ -14,17 +14,28 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
 import pytest
+import requests
 
 from lib.dev.stack import free_port
 from tests.e2e.conftest import ROOT, RunningStack
+from tests.support.provider_stub import ProviderStub
 
 ORIGINAL_COLUMNS = ["chatId", "REDACTEDQUESTION", "URL", "ticket"]
-RESULT_COLUMNS = ["status", "redactedQuestion", "answer", "citationUrl", "error", "interactionId", "responseTimeMs"]
+RESULT_COLUMNS = ["status", "answer", "citationUrl", "error", "interactionId", "responseTimeMs"]
 RUN_TIMEOUT = 120  # seconds; a 10-row batch takes a few
+
+
+def assert_result_columns(columns: list[str]) -> None:
+    """As api.md orders them: rowNumber, the file's own columns as uploaded, then the result columns
+    (no redactedQuestion: the file's REDACTEDQUESTION column holds the same masked text)."""
+    assert columns[:1 + len(ORIGINAL_COLUMNS)] == ["rowNumber", *ORIGINAL_COLUMNS]
+    assert set(RESULT_COLUMNS) <= set(columns)
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +43,14 @@ def fast_stack(stack_factory) -> RunningStack:
     """Offline providers answer at once; the `openai` provider points at a closed port, so its rows fail."""
     return stack_factory({"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
                           "MAX_ATTEMPTS": "1", "PROVIDER_MAX_RETRIES": "0"})
+
+
+@pytest.fixture(scope="module")
+def slow_stack(stack_factory) -> Iterator[RunningStack]:
+    """The `openai` provider is a stub answering every call after 0.4 s: a row takes a second or more."""
+    with ProviderStub() as stub:
+        stub.latency = 0.4
+        yield stack_factory({**stub.env(), "PROVIDER_MAX_RETRIES": "0"})
 
 
 @pytest.fixture
@@ -85,7 +104,7 @@ def test_run_writes_results_in_input_order_with_the_original_columns_first(
     written = tmp_path / "conversations-results.csv"
     assert done.stdout.strip() == str(written)
     columns, rows = read_csv(written)
-    assert columns == ORIGINAL_COLUMNS + RESULT_COLUMNS
+    assert_result_columns(columns)
     assert_rows_match_input(rows, read_input(conversations))
     assert "Batch " in done.stderr and "10 rows queued" in done.stderr
     assert "10/10 rows" in done.stderr.splitlines()[-1] and "processed" in done.stderr.splitlines()[-1]
@@ -110,7 +129,7 @@ def test_xlsx_results_hold_the_same_rows_as_the_input(
     assert done.returncode == 0, done.stderr
     sheet = openpyxl.load_workbook(tmp_path / "conversations-results.xlsx", read_only=True).active
     header, *body = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
-    assert header == ORIGINAL_COLUMNS + RESULT_COLUMNS
+    assert_result_columns(header)
     assert_rows_match_input([dict(zip(header, row)) for row in body], read_input(conversations))
 
 
@@ -141,7 +160,7 @@ def test_a_batch_whose_rows_fail_exits_1_and_still_writes_the_results(
     assert done.returncode == 1, done.stderr
     assert "completed_with_errors" in done.stderr.splitlines()[-1]
     columns, rows = read_csv(tmp_path / "conversations-results.csv")
-    assert columns == ORIGINAL_COLUMNS + RESULT_COLUMNS
+    assert_result_columns(columns)
     assert [row["ticket"] for row in rows] == [row["ticket"] for row in read_input(conversations)]
     assert {row["status"] for row in rows} == {"failed"} and all(row["error"] for row in rows)
 
@@ -192,23 +211,66 @@ def test_a_missing_stack_file_exits_2_and_says_how_to_start_the_stack(conversati
     assert "python -m lib.dev.stack" in done.stderr
 
 
-def test_ctrl_c_cancels_the_running_batch_and_exits_130(
-    stack: RunningStack, conversations: Path, tmp_path: Path
+def batch_status(stack: RunningStack, batch_id: str) -> dict:
+    response = requests.get(f"{stack.base_url}/api/batch/status", params={"batchId": batch_id},
+                            headers={"Authorization": f"Bearer {stack.tokens['partner']}"}, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def wait_for_a_finished_row(stack: RunningStack, batch_id: str, timeout: float = 30) -> None:
+    """Until the batch has answered a row."""
+    deadline = time.monotonic() + timeout
+    while batch_status(stack, batch_id)["processedItems"] < 1:
+        assert time.monotonic() < deadline, "no row answered in time"
+        time.sleep(0.2)
+
+
+def final_status(stack: RunningStack, batch_id: str, timeout: float = 30) -> str:
+    """The batch's status once final (a cancel lets the row in flight finish first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = batch_status(stack, batch_id)["status"]
+        if status in ("processed", "completed_with_errors", "failed", "cancelled") or time.monotonic() > deadline:
+            return status
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize(("sent", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_cancels_the_running_batch_writes_the_finished_rows_and_exits_128_plus_the_signal(
+    slow_stack: RunningStack, conversations: Path, tmp_path: Path, sent: signal.Signals, exit_code: int
 ) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "lib.cli", "run", str(conversations), "--lang", "en", "--concurrency", "1",
-         *against(stack)],
-        cwd=tmp_path, env=cli_env(), stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "lib.cli", "run", str(conversations), "--ai", "openai", "--search", "offline",
+         "--concurrency", "1", *against(slow_stack)],
+        cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    assert process.stderr is not None
+    assert process.stderr is not None and process.stdout is not None
     queued = process.stderr.readline()  # "Batch <id>: 10 rows queued"
     batch_id = queued.split()[1].rstrip(":")
+    wait_for_a_finished_row(slow_stack, batch_id)
 
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sent)
     rest = process.stderr.read()
+    written = process.stdout.read().strip()
     process.wait(timeout=30)
 
-    assert process.returncode == 130, queued + rest
+    assert process.returncode == exit_code, queued + rest
     assert f"python -m lib.cli results {batch_id}" in rest
-    status = cli("status", batch_id, *against(stack), cwd=tmp_path)
-    assert json.loads(status.stdout)["status"] == "cancelled"
+    assert written == str(tmp_path / "conversations-results.csv")
+    columns, rows = read_csv(Path(written))
+    assert {*ORIGINAL_COLUMNS, "status", "answer"} <= set(columns)
+    finished = [row for row in rows if row["status"] == "succeeded"]
+    assert 1 <= len(finished) < 10 and all(row["answer"] for row in finished)
+    assert final_status(slow_stack, batch_id) == "cancelled"
+
+
+def test_a_file_the_page_would_refuse_is_refused_before_it_is_sent(tmp_path: Path) -> None:
+    notes = tmp_path / "questions.txt"
+    notes.write_text("Question\nHow do I renew my passport?\n")
+
+    # A closed port: a request would end in "Cannot reach" and exit 3.
+    done = cli("run", notes, "--url", f"http://127.0.0.1:{free_port()}", "--token", "t", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "not a .csv or .xlsx file" in done.stderr and "Cannot reach" not in done.stderr

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from lib.cli import (
     ConnectionProblem,
     ProgressDisplay,
     Target,
+    Terminated,
     UsageError,
     build_parser,
     choose_format,
@@ -25,12 +28,16 @@ from lib.cli import (
     format_progress,
     output_path,
     resolve_target,
+    run_command,
+    sigterm_as_interrupt,
     wait_until_final,
 )
 
 RUNNING = {"status": "processing", "totalItems": 10, "processedItems": 5, "failedItems": 1, "cancelledItems": 0,
            "percentComplete": 60.0, "etaSeconds": 4.2}
 FINISHED = RUNNING | {"status": "completed_with_errors", "processedItems": 9, "percentComplete": 100.0, "etaSeconds": 0}
+BIG = RUNNING | {"totalItems": 20_000, "processedItems": 12_345, "failedItems": 678, "cancelledItems": 90,
+                 "percentComplete": 65.6, "etaSeconds": 3725}
 
 
 @pytest.fixture
@@ -135,8 +142,41 @@ def test_the_percent_is_worked_out_when_the_server_does_not_give_it() -> None:
     assert " 60.0%" in format_progress(RUNNING | {"percentComplete": None})
 
 
-def test_the_line_is_cut_to_the_width() -> None:
-    assert len(format_progress(RUNNING, width=30)) == 30
+@pytest.mark.parametrize("width", [10, 20, 30, 40, 60, 79, 120])
+def test_the_line_never_outgrows_the_width(width: int) -> None:
+    assert len(format_progress(BIG, width=width)) <= width
+    assert len(format_progress(RUNNING, width=width)) <= width
+
+
+def test_at_80_columns_a_big_batchs_line_keeps_every_count_and_the_eta() -> None:
+    line = format_progress(BIG, width=79)  # the display leaves the last column free
+
+    assert len(line) <= 79
+    for part in ("13113/20000 rows", "ok 12345", "failed 678", "cancelled 90", "ETA 1:02:05"):
+        assert part in line
+
+
+def test_the_bar_shrinks_before_anything_else_goes() -> None:
+    full = format_progress(RUNNING)
+    narrower = format_progress(RUNNING, width=len(full) - 4)
+
+    assert "[" in narrower and "60.0%" in narrower and narrower.endswith("ETA 0:04")
+    assert len(narrower) == len(full) - 4
+
+
+def test_without_room_for_a_bar_the_line_drops_it_and_the_percent_but_keeps_counts_and_eta() -> None:
+    line = format_progress(BIG, width=78)
+
+    assert "[" not in line and "%" not in line
+    assert line.endswith("13113/20000 rows  ok 12345  failed 678  cancelled 90  ETA 1:02:05")
+
+
+def test_on_a_very_narrow_terminal_rows_done_and_the_eta_are_what_stays() -> None:
+    assert format_progress(BIG, width=50) == "processing 13113/20000 rows ETA 1:02:05"
+
+
+def test_a_cancelling_batch_shows_no_eta() -> None:
+    assert "ETA" not in format_progress(RUNNING | {"status": "cancelling"})
 
 
 class Clock:
@@ -258,10 +298,15 @@ def test_polling_stops_at_once_on_a_client_error() -> None:
 # ---------------------------------------------------------------- arguments
 
 
-def test_run_needs_a_language() -> None:
-    with pytest.raises(SystemExit) as raised:
-        build_parser().parse_args(["run", "q.csv"])
-    assert raised.value.code == 2
+def test_polling_goes_on_while_a_cancel_lets_the_rows_in_flight_finish() -> None:
+    cancelled = RUNNING | {"status": "cancelled", "cancelledItems": 4, "etaSeconds": None}
+    session, status = poll([RUNNING, RUNNING | {"status": "cancelling"}, RUNNING | {"status": "cancelling"}, cancelled])
+
+    assert status == cancelled and session.calls == 4
+
+
+def test_run_defaults_to_english() -> None:
+    assert build_parser().parse_args(["run", "q.csv"]).lang == "en"
 
 
 def test_run_options_parse_into_the_upload_fields() -> None:
@@ -269,3 +314,87 @@ def test_run_options_parse_into_the_upload_fields() -> None:
                                       "--overrides", "-o", "out.xlsx", "--user", "admin"])
     assert (args.file, args.lang, args.ai, args.search, args.concurrency, args.overrides, args.output, args.user) == (
         "q.csv", "fr", "openai", None, 3, True, "out.xlsx", "admin")
+
+
+# ---------------------------------------------------------------- a run, end to end against a fake API
+
+CREATED = {"batchId": "b1", "status": "queued", "totalItems": 10, "warnings": [
+    {"code": "BLANK_QUESTION", "rowNumber": 5, "message": "Row 5: the question is blank; the row was skipped."},
+    "Row 6: a warning of the older, plain kind."]}
+PARTIAL_CSV = b"rowNumber,status\r\n2,succeeded\r\n3,succeeded\r\n"
+
+
+class FakeApi:
+    """The batch endpoints: create answers CREATED, status follows a script (an exception in
+    it is raised), cancel answers `cancelling`, results give PARTIAL_CSV; every call is recorded."""
+
+    def __init__(self, statuses: list[Any]):
+        self.statuses = statuses
+        self.headers: dict[str, str] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        path = url.removeprefix("http://api")
+        self.calls.append((method, path))
+        if path == "/api/batch/status":
+            step = self.statuses.pop(0)
+            if isinstance(step, BaseException):
+                raise step
+            return self._answer(json.dumps(step).encode())
+        body = {"/api/batch/create": CREATED, "/api/batch/cancel": {"batchId": "b1", "status": "cancelling"}}
+        return self._answer(PARTIAL_CSV if path == "/api/batch/results" else json.dumps(body[path]).encode())
+
+    @staticmethod
+    def _answer(content: bytes) -> requests.Response:
+        response = requests.Response()
+        response.status_code, response._content, response._content_consumed = 200, content, True
+        return response
+
+
+def run(tmp_path: Path, statuses: list[Any], name: str = "questions.csv") -> tuple[int, FakeApi, str]:
+    questions = tmp_path / name
+    questions.write_text("Question\nq\n")
+    api, err = FakeApi(statuses), io.StringIO()
+    args = build_parser().parse_args(["run", str(questions), "-o", str(tmp_path / "out.csv")])
+    code = run_command(args, Client(Target("http://api", "T"), session=api), err)  # type: ignore[arg-type]
+    return code, api, err.getvalue()
+
+
+def test_a_finished_run_writes_the_results_and_prints_each_warnings_message(tmp_path: Path) -> None:
+    code, api, err = run(tmp_path, [RUNNING, FINISHED])
+
+    assert code == 1  # completed_with_errors
+    assert (tmp_path / "out.csv").read_bytes() == PARTIAL_CSV
+    assert "warning: Row 5: the question is blank; the row was skipped." in err
+    assert "warning: Row 6: a warning of the older, plain kind." in err
+
+
+@pytest.mark.parametrize(("interrupt", "exit_code"), [(KeyboardInterrupt(), 130), (Terminated(), 143)],
+                         ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_cancels_the_batch_then_writes_the_rows_finished_so_far(
+    tmp_path: Path, interrupt: BaseException, exit_code: int
+) -> None:
+    code, api, err = run(tmp_path, [RUNNING, interrupt])
+
+    assert code == exit_code
+    assert api.calls[-2:] == [("POST", "/api/batch/cancel"), ("GET", "/api/batch/results")]
+    assert (tmp_path / "out.csv").read_bytes() == PARTIAL_CSV
+    assert "Batch b1 cancelling." in err and "python -m lib.cli results b1" in err
+
+
+@pytest.mark.parametrize("name", ["questions.txt", "questions.xls", "questions.xlsm", "questions"])
+def test_a_file_the_page_would_refuse_is_refused_before_anything_is_sent(tmp_path: Path, name: str) -> None:
+    with pytest.raises(UsageError, match=r"not a \.csv or \.xlsx file") as raised:
+        run(tmp_path, [], name=name)
+
+    assert raised.value.exit_code == 2
+
+
+def test_within_a_run_sigterm_raises_terminated_and_the_old_handler_comes_back() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+
+    with pytest.raises(Terminated), sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.sigtimedwait([], 1)  # let the handler run (it runs between bytecodes)
+
+    assert signal.getsignal(signal.SIGTERM) == before

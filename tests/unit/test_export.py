@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from urllib.parse import unquote
@@ -27,17 +28,21 @@ from lib.spreadsheet import parse_upload
 COLUMNS = ["Question", "answer", "responseTimeMs"]
 
 
-def read_csv(chunks) -> list[list[str]]:
+def read_csv(chunks, delimiter: str = ",") -> list[list[str]]:
     data = b"".join(chunks)
     assert data.startswith(b"\xef\xbb\xbf")
-    return list(csv.reader(io.StringIO(data[3:].decode("utf-8"), newline="")))
+    return list(csv.reader(io.StringIO(data[3:].decode("utf-8"), newline=""), delimiter=delimiter))
 
 
-def read_xlsx(columns, rows, **options) -> openpyxl.worksheet.worksheet.Worksheet:
+def read_workbook(columns, rows, **options) -> openpyxl.Workbook:
     buffer = io.BytesIO()
     write_xlsx(columns, rows, buffer, **options)
     buffer.seek(0)
-    return openpyxl.load_workbook(buffer).active
+    return openpyxl.load_workbook(buffer)
+
+
+def read_xlsx(columns, rows, **options) -> openpyxl.worksheet.worksheet.Worksheet:
+    return read_workbook(columns, rows, **options).active
 
 
 # ---------------------------------------------------------------- neutralisation
@@ -117,6 +122,22 @@ def test_csv_is_streamed_in_chunks_of_a_few_kilobytes_as_rows_arrive():
     rest = list(chunks)
     assert len(rest) > 3
     assert len(read_csv([first, *rest])) == 2001
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_csv_is_written_with_the_delimiter_of_the_uploaded_file(delimiter):
+    rows = [{"Question": "Où; et quand?", "answer": "a\tb", "responseTimeMs": 5}]
+
+    data = b"".join(iter_csv(COLUMNS, rows, delimiter=delimiter))
+
+    assert data.startswith(("\ufeff" + delimiter.join(COLUMNS) + "\r\n").encode())
+    assert read_csv([data], delimiter) == [COLUMNS, ["Où; et quand?", "a\tb", "5"]]
+    assert parse_upload(data, "results.csv", max_rows=10).delimiter == delimiter
+
+
+def test_csv_refuses_a_delimiter_a_spreadsheet_would_not_detect():
+    with pytest.raises(ValueError, match="delimiter"):
+        list(iter_csv(COLUMNS, [], delimiter="|"))
 
 
 cells = st.text(max_size=40) | st.sampled_from(["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1", "  =1", "-"])
@@ -203,6 +224,99 @@ def test_xlsx_writes_ten_thousand_rows_to_a_file_object():
     table = parse_upload(buffer.getvalue(), "results.xlsx", max_rows=10_000)
     assert len(table.rows) == 10_000
     assert table.rows[-1].original["responseTimeMs"] == "9999"
+
+
+RESULT_COLUMNS = ["rowNumber", "Question", "answer", "citationUrl", "URL", "createdAt", "interactionId", "note"]
+CITATION = "https://www.canada.ca/en/services/passports.html"
+
+
+def result_rows(count: int = 2) -> list[dict[str, object]]:
+    return [
+        {"rowNumber": n + 2, "Question": f"Question {n}?", "answer": "A long answer. " * 20, "citationUrl": CITATION,
+         "URL": "javascript:alert(1)" if n else "https://www.canada.ca/en.html",
+         "createdAt": dt.datetime(2024, 5, 17, 13, 30, tzinfo=dt.timezone(dt.timedelta(hours=-4))),
+         "interactionId": "65f0c0ffee00000000000001", "note": CITATION}
+        for n in range(count)
+    ]
+
+
+def test_xlsx_columns_get_a_width_by_their_name():
+    sheet = read_xlsx(RESULT_COLUMNS, result_rows())
+
+    widths = {column: sheet.column_dimensions[chr(ord("A") + i)].width for i, column in enumerate(RESULT_COLUMNS)}
+    assert widths["answer"] == 80
+    assert widths["Question"] == 50
+    assert widths["interactionId"] == 26
+    assert widths["rowNumber"] < 15
+    assert widths["citationUrl"] == 45
+
+
+def test_xlsx_header_row_is_frozen_and_filters_the_used_range():
+    sheet = read_xlsx(RESULT_COLUMNS, result_rows(3))
+
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == "A1:H4"
+
+
+def test_xlsx_long_text_columns_are_wrapped_and_short_ones_are_not():
+    sheet = read_xlsx(RESULT_COLUMNS, result_rows())
+
+    assert sheet["C2"].alignment.wrap_text is True  # answer
+    assert sheet["B2"].alignment.wrap_text is True  # Question
+    assert not sheet["G2"].alignment.wrap_text  # interactionId
+
+
+def test_xlsx_http_links_in_url_columns_are_live_and_other_values_are_not():
+    sheet = read_xlsx(RESULT_COLUMNS, result_rows())
+
+    assert sheet["D2"].hyperlink.target == CITATION and sheet["D2"].value == CITATION
+    assert sheet["D2"].style == "Hyperlink"
+    assert sheet["E2"].hyperlink.target == "https://www.canada.ca/en.html"
+    assert sheet["E3"].hyperlink is None and sheet["E3"].value == "javascript:alert(1)"
+    assert sheet["H2"].hyperlink is None  # a URL in a column not named ...Url stays text
+
+
+@pytest.mark.parametrize(
+    ("value", "linked"),
+    [("https://x.example/a?b=c", True), ("http://x.example", True), ("ftp://x.example", False),
+     ("https://", False), ("https://x.example/a b", False), ("=HYPERLINK(\"http://x\")", False),
+     ("https://x.example/" + "a" * 2100, False)],
+)
+def test_only_an_http_url_excel_can_open_becomes_a_link(value, linked):
+    sheet = read_xlsx(["citationUrl"], [{"citationUrl": value}])
+
+    assert (sheet["A2"].hyperlink is not None) is linked
+
+
+def test_xlsx_datetimes_are_real_excel_dates_in_utc():
+    sheet = read_xlsx(RESULT_COLUMNS, result_rows())
+
+    cell = sheet["F2"]
+    assert cell.is_date
+    assert cell.value == dt.datetime(2024, 5, 17, 17, 30)
+    assert cell.number_format == "yyyy-mm-dd hh:mm:ss"
+
+
+def test_xlsx_has_a_batch_sheet_with_the_details_given():
+    details = [("Batch id", "65f0c0ffee00000000000abc"), ("Name", "=cmd|' /C calc'!A0"),
+               ("Providers", ["openai", "canadaca"]), ("Language", "fr"),
+               ("Created", dt.datetime(2024, 5, 17, 9, 0, tzinfo=dt.timezone.utc)), ("Rows", 10),
+               ("Summary", {"succeeded": 9, "failed": 1})]
+
+    workbook = read_workbook(RESULT_COLUMNS, result_rows(), details=details)
+
+    assert workbook.sheetnames == ["Results", "Batch"]
+    sheet = workbook["Batch"]
+    assert [list(row) for row in sheet.iter_rows(values_only=True)] == [
+        ["Batch id", "65f0c0ffee00000000000abc"], ["Name", "'=cmd|' /C calc'!A0"], ["Providers", "openai, canadaca"],
+        ["Language", "fr"], ["Created", dt.datetime(2024, 5, 17, 9, 0)], ["Rows", 10],
+        ["Summary", "succeeded: 9; failed: 1"],
+    ]
+    assert sheet["B5"].is_date and sheet["A1"].font.b is True
+
+
+def test_xlsx_without_details_has_the_results_sheet_only():
+    assert read_workbook(COLUMNS, []).sheetnames == ["Results"]
 
 
 # ---------------------------------------------------------------- file names
