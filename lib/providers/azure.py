@@ -3,6 +3,11 @@
 POST `{AZURE_OPENAI_ENDPOINT}/openai/deployments/{deployment}/chat/completions
 ?api-version={AZURE_OPENAI_API_VERSION}` with header `api-key`; the body is OpenAI's
 minus `model` (the deployment picks the model); the reply is parsed as OpenAI's.
+
+Azure's content filter speaks twice: a filtered completion is a 200 whose choice has
+`finish_reason: content_filter` (OpenAI's parser), a filtered prompt is a 400 whose
+error has `code: content_filter` (inner code `ResponsibleAIPolicyViolation`), read by
+`parse_error`. Both are the permanent `UpstreamError` CONTENT_FILTER.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote
 
+from lib.errors import UpstreamError
 from lib.providers import openai
 from lib.providers.base import Completion, CompletionRequest
-from lib.providers.http import HttpChat, ProviderRequest, Session
+from lib.providers.http import HttpChat, ProviderRequest, Session, content_filtered
 from lib.settings import Settings
 
 NAME = "azure"
+FILTER_CODES = frozenset({"content_filter", "ResponsibleAIPolicyViolation"})
 
 
 def build_request(settings: Settings, request: CompletionRequest) -> ProviderRequest:
@@ -36,7 +43,20 @@ def parse_response(payload: Any, *, fallback_model: str = "unknown") -> Completi
     return openai.parse_response(payload, provider=NAME, fallback_model=fallback_model)
 
 
+def parse_error(status: int, payload: Any) -> UpstreamError | None:
+    """CONTENT_FILTER for the 400 of a filtered prompt; None for any other error reply."""
+    if status != 400 or not isinstance(payload, dict) or not isinstance(payload.get("error"), dict):
+        return None
+    error = payload["error"]
+    inner = error.get("innererror") if isinstance(error.get("innererror"), dict) else {}
+    for code in (error.get("code"), inner.get("code")):
+        if isinstance(code, str) and code in FILTER_CODES:
+            return content_filtered(NAME, f"400 {code}")
+    return None
+
+
 def client(settings: Settings, session: Session) -> HttpChat:
     """The `AIProvider` for an Azure OpenAI deployment."""
     return HttpChat(NAME, settings, session, build_request,
-                    partial(parse_response, fallback_model=settings.azure_openai_deployment or "unknown"))
+                    partial(parse_response, fallback_model=settings.azure_openai_deployment or "unknown"),
+                    parse_error)

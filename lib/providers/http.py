@@ -15,6 +15,12 @@ style of httpx's `map_httpcore_exceptions`:
 | any other 4xx / 3xx                    | PROVIDER_REJECTED      | no        |
 | 2xx whose body is not JSON             | PROVIDER_BAD_REPLY     | no        |
 | our URL or key setting is unusable     | PROVIDER_UNREACHABLE   | no        |
+| the provider's content filter refused  | CONTENT_FILTER         | no        |
+
+A client recognises its provider's content-filter signal itself: in a 2xx reply, in its
+`parse_response` (`content_filtered(...)`); in an error reply, with the `parse_error`
+hook that `send` hands the decoded error body to before the table above applies
+(Azure answers a filtered prompt with a 400).
 
 Messages name the provider and the status, never a key: secrets in our headers and
 query are blanked out of the excerpt of the provider's error body, and lower-level
@@ -49,6 +55,8 @@ BACKOFF_FACTOR = 0.5  # waits 0 s, 1 s, 2 s ... between attempts without a Retry
 # A Retry-After longer than this is not slept inside a serverless step: the reply goes
 # back to the engine as PROVIDER_RATE_LIMITED and the row is rescheduled instead.
 MAX_RETRY_AFTER_WAIT = 5.0
+# The stages treat this code as a refusal, not a failure (lib/chat/stages/base.py `ask`).
+CONTENT_FILTER = "CONTENT_FILTER"
 SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key"})
 SECRET_PARAMS = frozenset({"key"})
 ERROR_EXCERPT_CHARS = 200
@@ -63,6 +71,11 @@ class ProviderRequest:
     headers: dict[str, str] = field(default_factory=dict)
     json: Any = None
     params: dict[str, str] | None = None
+
+
+# A client's reading of an error reply (status, decoded JSON body or None): the error it
+# means, or None to let `send` classify it by status.
+ErrorParser = Callable[[int, Any], UpstreamError | None]
 
 
 class _BoundedRetry(Retry):
@@ -143,8 +156,12 @@ def send(
     json: Any = None,
     params: dict[str, str] | None = None,
     timeout: tuple[float, float],
+    parse_error: ErrorParser | None = None,
 ) -> Any:
-    """Make one call and return its decoded JSON body. Raises `UpstreamError`, and only that."""
+    """Make one call and return its decoded JSON body. Raises `UpstreamError`, and only that.
+
+    `parse_error` reads a non-2xx reply's body first (see the module docstring).
+    """
     try:
         response = session.request(method, url, headers=headers, json=json, params=params, timeout=timeout)
     except requests.Timeout:
@@ -176,28 +193,31 @@ def send(
             retryable=True,
             code="PROVIDER_UNREACHABLE",
         ) from None
-    return _classify(response, provider, _secrets_of(headers, params))
+    return _classify(response, provider, _secrets_of(headers, params), parse_error)
 
 
-def send_call(session: Session, call: ProviderRequest, *, provider: str, settings: Settings) -> Any:
+def send_call(session: Session, call: ProviderRequest, *, provider: str, settings: Settings,
+              parse_error: ErrorParser | None = None) -> Any:
     """`send` for a request built by a client's `build_request`, with the settings' timeouts."""
     return send(session, call.method, call.url, provider=provider, headers=call.headers, json=call.json,
-                params=call.params, timeout=timeout_of(settings))
+                params=call.params, timeout=timeout_of(settings), parse_error=parse_error)
 
 
 class HttpChat:
-    """An `AIProvider` over HTTP: a client module's `build_request` and `parse_response` around `send_call`."""
+    """An `AIProvider` over HTTP: a client module's `build_request` and `parse_response` around `send_call`
+    (and its `parse_error`, when its provider says something in error replies that the status does not)."""
 
     def __init__(self, name: str, settings: Settings, session: Session,
                  build_request: Callable[[Settings, CompletionRequest], ProviderRequest],
-                 parse_response: Callable[[Any], Completion]):
+                 parse_response: Callable[[Any], Completion], parse_error: ErrorParser | None = None):
         self.name, self.settings, self.session = name, settings, session
-        self._build, self._parse = build_request, parse_response
+        self._build, self._parse, self._parse_error = build_request, parse_response, parse_error
 
     def complete(self, request: CompletionRequest) -> Completion:
-        """Answer the conversation. Raises `UpstreamError`."""
+        """Answer the conversation. Raises `UpstreamError` (CONTENT_FILTER when the provider's filter refused)."""
         call = self._build(self.settings, request)
-        return self._parse(send_call(self.session, call, provider=self.name, settings=self.settings))
+        return self._parse(send_call(self.session, call, provider=self.name, settings=self.settings,
+                                     parse_error=self._parse_error))
 
 
 class HttpSearch:
@@ -220,7 +240,8 @@ def token_count(value: Any) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
 
 
-def _classify(response: requests.Response, provider: str, secrets: list[str]) -> Any:
+def _classify(response: requests.Response, provider: str, secrets: list[str],
+              parse_error: ErrorParser | None = None) -> Any:
     """Turn a final reply into its JSON body or the matching `UpstreamError`."""
     status = response.status_code
     if 200 <= status < 300:
@@ -233,6 +254,14 @@ def _classify(response: requests.Response, provider: str, secrets: list[str]) ->
                 retryable=False,
                 code="PROVIDER_BAD_REPLY",
             ) from None
+    if parse_error is not None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        meant = parse_error(status, body)
+        if meant is not None:
+            raise meant
     excerpt = _excerpt(response.text, secrets)
     if status == 429:
         raise UpstreamError(
@@ -276,6 +305,20 @@ def bad_reply(provider: str, what: str) -> UpstreamError:
         provider=provider,
         retryable=False,
         code="PROVIDER_BAD_REPLY",
+    )
+
+
+def content_filtered(provider: str, signal: str) -> UpstreamError:
+    """The error for a reply in which the provider's content filter refused the text (permanent).
+
+    `signal` names what the provider sent (e.g. `finish_reason: content_filter`); the
+    message never quotes the filtered text.
+    """
+    return UpstreamError(
+        f"{provider}'s content filter refused the request ({signal})",
+        provider=provider,
+        retryable=False,
+        code=CONTENT_FILTER,
     )
 
 

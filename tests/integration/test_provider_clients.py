@@ -274,6 +274,106 @@ def test_a_400_is_permanent_and_its_message_never_shows_the_api_key(stub: Provid
     assert stub.request_count == 1
 
 
+# -- content filters: each provider's refusal signal is one permanent CONTENT_FILTER -------
+
+AZURE_FILTERED_PROMPT = {"error": {
+    "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+    "type": None, "param": "prompt", "code": "content_filter", "status": 400,
+    "innererror": {"code": "ResponsibleAIPolicyViolation",
+                   "content_filter_result": {"violence": {"filtered": True, "severity": "high"}}},
+}}
+
+
+@pytest.mark.parametrize(
+    ("provider", "fault", "signal"),
+    [
+        ("openai", Fault.refused(), "finish_reason: content_filter"),
+        ("azure", Fault.refused(on="completion"), "finish_reason: content_filter"),
+        ("azure", Fault.refused(on="prompt"), "400 content_filter"),
+        ("anthropic", Fault.refused(), "stop_reason: refusal"),
+    ],
+)
+def test_a_content_filter_refusal_is_a_permanent_content_filter_error_sent_once(
+    stub: ProviderStub, provider: str, fault: Fault, signal: str
+) -> None:
+    stub.enqueue(fault)
+
+    with pytest.raises(UpstreamError) as caught:
+        call(provider, settings_for(stub))
+
+    error = caught.value
+    assert (error.code, error.retryable, error.provider) == ("CONTENT_FILTER", False, provider)
+    assert signal in error.message
+    assert stub.request_count == 1
+
+
+def test_an_azure_400_whose_inner_code_is_a_policy_violation_is_a_content_filter_error(stub: ProviderStub) -> None:
+    body = {"error": {"message": "filtered", "code": "400", "innererror": {"code": "ResponsibleAIPolicyViolation"}}}
+    stub.enqueue(Fault.status(400, body=body))
+
+    with pytest.raises(UpstreamError) as caught:
+        call("azure", settings_for(stub))
+
+    assert (caught.value.code, caught.value.retryable) == ("CONTENT_FILTER", False)
+
+
+def test_the_content_filter_error_names_the_signal_but_never_the_filtered_text(stub: ProviderStub) -> None:
+    stub.enqueue(Fault.status(400, body=AZURE_FILTERED_PROMPT))
+
+    with pytest.raises(UpstreamError) as caught:
+        call("azure", settings_for(stub))
+
+    assert caught.value.code == "CONTENT_FILTER"
+    assert "How much does it cost?" not in caught.value.message
+
+
+def test_a_content_filter_400_from_openai_itself_stays_a_rejected_request(stub: ProviderStub) -> None:
+    # Only Azure documents this error body; from OpenAI a 400 is a request we got wrong.
+    stub.enqueue(Fault.status(400, body=AZURE_FILTERED_PROMPT))
+
+    with pytest.raises(UpstreamError) as caught:
+        call("openai", settings_for(stub))
+
+    assert caught.value.code == "PROVIDER_REJECTED"
+
+
+def test_an_azure_choice_cut_by_the_filter_is_refused_even_with_partial_text(stub: ProviderStub) -> None:
+    choice = {"index": 0, "message": {"role": "assistant", "content": "You can renew"}, "finish_reason": "content_filter"}
+    stub.enqueue(Fault.status(200, body={"id": "x", "choices": [choice]}))
+
+    with pytest.raises(UpstreamError) as caught:
+        call("azure", settings_for(stub))
+
+    assert caught.value.code == "CONTENT_FILTER"
+
+
+def test_an_anthropic_refusal_after_some_text_is_refused_not_answered(stub: ProviderStub) -> None:
+    body = {"type": "message", "content": [{"type": "text", "text": "You can renew"}], "stop_reason": "refusal"}
+    stub.enqueue(Fault.status(200, body=body))
+
+    with pytest.raises(UpstreamError) as caught:
+        call("anthropic", settings_for(stub))
+
+    assert caught.value.code == "CONTENT_FILTER"
+
+
+@pytest.mark.parametrize("provider", AI)
+def test_a_scripted_model_reply_arrives_as_the_completion_text(stub: ProviderStub, provider: str) -> None:
+    stub.enqueue(Fault.reply("<english-answer>unclosed"))
+
+    completion = call(provider, settings_for(stub))
+
+    assert completion.text == "<english-answer>unclosed"
+    assert completion.output_tokens == 1
+
+
+@pytest.mark.parametrize("fault", [Fault.refused(), Fault.reply("ignored")])
+def test_refusals_and_scripted_replies_leave_search_calls_alone(stub: ProviderStub, fault: Fault) -> None:
+    stub.enqueue(fault)
+
+    assert call("google", settings_for(stub))[0].url == "https://www.canada.ca/en/stub-1.html"
+
+
 # -- the registry ------------------------------------------------------------------------
 
 

@@ -9,22 +9,37 @@
         stub.latency = 0.05                       # added before every reply
         ...
         stub.requests[-1].json["messages"]        # what the client sent
+        stub.requests[-1].stage                   # which pipeline stage asked ("answer"...), or None
+        stub.rule(lambda req: Fault.reply("no tags") if req.stage == "answer" else None)
         stub.request_count, stub.max_in_flight    # counters
 
 Routes (the real paths): POST `/chat/completions` and `/v1/chat/completions` (OpenAI),
 POST `/openai/deployments/<d>/chat/completions` (Azure), POST `/v1/messages` (Anthropic),
 GET `/customsearch/v1` (Google), GET `/search` (Canada.ca); anything else is a 404.
 
-Default replies are deterministic: an AI answer `Stub answer to: <last user message>`
-plus the line `<citation-url>https://www.canada.ca/en/stub.html</citation-url>`, with
-word counts as token counts; a search answer of two results on
-`https://www.canada.ca/<lang>/stub-<n>.html`.
+Default replies are deterministic, with word counts as token counts. A search answer is
+two results on `https://www.canada.ca/<lang>/stub-<n>.html`. An AI call is answered as a
+well-behaved model would answer the prompt it carries, in the called API's wire format:
+`RecordedRequest.stage` names the pipeline stage from the system prompt (the first
+message with role system for OpenAI/Azure, the top-level `system` for Anthropic), and
+`tests.support.stage_replies` writes that stage's reply (PII: `null`, or XXX in place of
+the word `PIIMARK`; translation: `[en] ` + the question; the query, the department, the
+tagged answer "Stub answer to: <question>" citing `STUB_CITATION`). Any other system
+prompt (a direct call of a provider client, as its own tests make) gets the old reply: `Stub answer
+to: <last user message>` and the line `<citation-url>STUB_CITATION</citation-url>`.
 
 Faults: `Fault.status(code, retry_after=None, body=None)`, `Fault.delay(seconds)` (then
 the normal reply), `Fault.malformed()` (200, not JSON), `Fault.wrong_shape()` (200, JSON
-the client cannot use), `Fault.disconnect()` (close without a reply). For each request
-the stub uses the next queued fault if any, else the rule's fault if any, else the
-default reply. Every request is recorded as a `RecordedRequest`, faulted or not.
+the client cannot use), `Fault.disconnect()` (close without a reply),
+`Fault.refused(on="prompt")` (the provider's content filter: OpenAI `finish_reason:
+content_filter` with empty content; Azure the 400 `content_filter` error for a prompt,
+`finish_reason: content_filter` with `on="completion"`; Anthropic `stop_reason:
+refusal`), `Fault.reply(text)` (200, `text` as the model's reply in the API's wire
+format: a malformed stage reply, a `<not-gc>` answer...). `refused` and `reply` leave
+search calls alone. For each request the stub uses the next queued fault if any, else
+the rule's fault if any, else the default reply; a rule sees `stage`, so
+`stub.rule(lambda r: Fault.refused() if r.stage == "answer" else None)` targets one stage.
+Every request is recorded as a `RecordedRequest`, faulted or not.
 """
 
 from __future__ import annotations
@@ -40,7 +55,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-STUB_CITATION = "https://www.canada.ca/en/stub.html"
+from tests.support.stage_replies import STUB_CITATION, reply_to, stage_of
+
+AI_APIS = ("openai", "azure", "anthropic")
 STUB_KEYS = {
     "OPENAI_API_KEY": "sk-stub-openai-key",
     "AZURE_OPENAI_API_KEY": "stub-azure-key",
@@ -56,6 +73,8 @@ _ROUTES = {
     ("GET", "/customsearch/v1"): "google",
     ("GET", "/search"): "canadaca",
 }
+
+
 _WRONG_SHAPES: dict[str, Any] = {
     "openai": {"id": "stub", "choices": []},
     "azure": {"id": "stub", "choices": [{"message": {"role": "assistant"}}]},
@@ -69,11 +88,13 @@ _WRONG_SHAPES: dict[str, Any] = {
 class Fault:
     """What the stub does instead of (or before) its normal reply to one request."""
 
-    kind: str = "reply"  # reply | status | malformed | wrong_shape | disconnect
+    kind: str = "reply"  # reply | status | malformed | wrong_shape | disconnect | refused
     code: int = 200
     seconds: float = 0.0
     retry_after: str | None = None
     body: bytes | None = None
+    text: str | None = None  # reply: the model's text instead of the stage's default
+    on: str = "prompt"  # refused: what Azure's filter caught, "prompt" (400) or "completion" (200)
 
     @classmethod
     def status(cls, code: int, retry_after: float | str | None = None, body: Any = None) -> Fault:
@@ -104,6 +125,22 @@ class Fault:
         """Close the connection without answering."""
         return cls("disconnect")
 
+    @classmethod
+    def reply(cls, text: str, seconds: float = 0.0) -> Fault:
+        """Answer 200 with `text` as the model's reply, in the called API's wire format (after `seconds`)."""
+        return cls("reply", 200, seconds, text=text)
+
+    @classmethod
+    def refused(cls, on: str = "prompt") -> Fault:
+        """Answer as the provider does when its content filter refuses the text.
+
+        `on` matters to Azure only: "prompt" is its 400 `content_filter` error,
+        "completion" a 200 with `finish_reason: content_filter`.
+        """
+        if on not in ("prompt", "completion"):
+            raise ValueError(f"on must be 'prompt' or 'completion', not {on!r}")
+        return cls("refused", on=on)
+
 
 @dataclass
 class RecordedRequest:
@@ -120,14 +157,35 @@ class RecordedRequest:
 
     @property
     def question(self) -> str:
-        """The last user message of an AI call, or the query of a search call."""
+        """The last user message of an AI call (a stage's whole user turn), or the query of a search call."""
         if self.api in ("google", "canadaca"):
             return self.query.get("q", "")
-        messages = self.json.get("messages", []) if isinstance(self.json, dict) else []
-        for message in reversed(messages):
-            if isinstance(message, dict) and message.get("role") == "user":
+        for message in reversed(self._messages()):
+            if message.get("role") == "user":
                 return _text_of(message.get("content"))
         return ""
+
+    @property
+    def system(self) -> str:
+        """The system prompt of an AI call: Anthropic's `system`, else the first system message."""
+        if self.api not in AI_APIS or not isinstance(self.json, dict):
+            return ""
+        if self.api == "anthropic":
+            return _text_of(self.json.get("system"))
+        for message in self._messages():
+            if message.get("role") == "system":
+                return _text_of(message.get("content"))
+        return ""
+
+    @property
+    def stage(self) -> str | None:
+        """Which pipeline stage this AI call is (`piStage2`, `translation`, `queryRewrite`,
+        `queryRewrite.simpler`, `context`, `answer`), or None (a search, or another prompt)."""
+        return stage_of(self.system) if self.api in AI_APIS else None
+
+    def _messages(self) -> list[dict[str, Any]]:
+        messages = self.json.get("messages") if isinstance(self.json, dict) else None
+        return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
 
 
 def _text_of(content: Any) -> str:
@@ -248,8 +306,11 @@ class ProviderStub:
             status, payload = 200, b"<html><body>Not JSON</body></html>"
         elif fault.kind == "wrong_shape":
             status, payload = 200, json.dumps(_WRONG_SHAPES[request.api]).encode()
+        elif fault.kind == "refused" and request.api in AI_APIS:
+            refusal = refused_reply(request, fault.on)
+            status, payload = refusal.status, json.dumps(refusal.body).encode()
         else:
-            status, payload = 200, json.dumps(default_reply(request)).encode()
+            status, payload = 200, json.dumps(default_reply(request, fault.text)).encode()
         try:
             handler.send_response(status)
             for name, value in headers.items():
@@ -261,8 +322,8 @@ class ProviderStub:
             handler.close_connection = True  # the client gave up (e.g. its read timeout)
 
 
-def default_reply(request: RecordedRequest) -> dict[str, Any]:
-    """The deterministic normal reply for a routed request."""
+def default_reply(request: RecordedRequest, text: str | None = None) -> dict[str, Any]:
+    """The deterministic normal reply for a routed request; `text` replaces an AI call's model text."""
     if request.api in ("google", "canadaca"):
         lang = "fr" if request.query.get("lr") == "lang_fr" or request.query.get("lang") == "fr" else "en"
         wanted = int(request.query.get("num") or request.query.get("rows") or 2)
@@ -277,13 +338,65 @@ def default_reply(request: RecordedRequest) -> dict[str, Any]:
         if request.api == "canadaca":
             return {"results": results}
         return {"kind": "customsearch#search", "items": [{**r, "link": r.pop("url")} for r in results]}
-    body = request.json if isinstance(request.json, dict) else {}
-    text = f"Stub answer to: {request.question}\n<citation-url>{STUB_CITATION}</citation-url>"
-    prompt_words = len(_text_of(body.get("system")).split()) + sum(
-        len(_text_of(m.get("content")).split()) for m in body.get("messages", []) if isinstance(m, dict)
-    )
-    model = body.get("model") or request.deployment or "stub-model"
-    answer_words = len(text.split())
+    return _completion(request, model_text(request) if text is None else text)
+
+
+def model_text(request: RecordedRequest) -> str:
+    """What a well-behaved model writes back to an AI call: the reply its stage's prompt asks for."""
+    stage = request.stage
+    if stage is None:
+        return f"Stub answer to: {request.question}\n<citation-url>{STUB_CITATION}</citation-url>"
+    return reply_to(stage, request.system, request.question)
+
+
+# What Azure says its filter found (one category over the threshold).
+_FILTER_RESULTS = {
+    "hate": {"filtered": False, "severity": "safe"},
+    "self_harm": {"filtered": False, "severity": "safe"},
+    "sexual": {"filtered": False, "severity": "safe"},
+    "violence": {"filtered": True, "severity": "high"},
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The status and JSON body a provider answers with when its content filter refuses."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def refused_reply(request: RecordedRequest, on: str = "prompt") -> Refusal:
+    """The provider's content-filter refusal, in the called API's wire format."""
+    model = _model_of(request)
+    prompt_words = _prompt_words(request)
+    if request.api == "anthropic":
+        return Refusal(200, {
+            "id": "msg_stub", "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": "refusal", "stop_sequence": None,
+            "usage": {"input_tokens": prompt_words, "output_tokens": 0},
+        })
+    if request.api == "azure" and on == "prompt":
+        return Refusal(400, {"error": {
+            "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management "
+                       "policy. Please modify your prompt and retry.",
+            "type": None, "param": "prompt", "code": "content_filter", "status": 400,
+            "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": _FILTER_RESULTS},
+        }})
+    choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": ""},
+                              "finish_reason": "content_filter"}
+    if request.api == "azure":
+        choice = {**choice, "message": {"role": "assistant", "content": None}, "content_filter_results": _FILTER_RESULTS}
+    return Refusal(200, {
+        "id": "chatcmpl-stub", "object": "chat.completion", "model": model, "choices": [choice],
+        "usage": {"prompt_tokens": prompt_words, "completion_tokens": 0, "total_tokens": prompt_words},
+    })
+
+
+def _completion(request: RecordedRequest, text: str) -> dict[str, Any]:
+    """A successful completion carrying `text`, in the called API's wire format."""
+    model = _model_of(request)
+    prompt_words, answer_words = _prompt_words(request), len(text.split())
     if request.api == "anthropic":
         return {
             "id": "msg_stub",
@@ -305,6 +418,18 @@ def default_reply(request: RecordedRequest) -> dict[str, Any]:
             "total_tokens": prompt_words + answer_words,
         },
     }
+
+
+def _model_of(request: RecordedRequest) -> str:
+    body = request.json if isinstance(request.json, dict) else {}
+    return body.get("model") or request.deployment or "stub-model"
+
+
+def _prompt_words(request: RecordedRequest) -> int:
+    body = request.json if isinstance(request.json, dict) else {}
+    return len(_text_of(body.get("system")).split()) + sum(
+        len(_text_of(m.get("content")).split()) for m in body.get("messages", []) if isinstance(m, dict)
+    )
 
 
 class _Server(ThreadingHTTPServer):
