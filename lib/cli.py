@@ -230,6 +230,7 @@ class Client:
         self.base_url = target.base_url
         self.session = session or requests.Session()
         self.session.headers["Authorization"] = f"Bearer {target.token}"
+        self.options: dict[str, Any] | None = None  # GET /api/batch/options, once needed
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
@@ -251,7 +252,11 @@ class Client:
             raise ConnectionProblem(f"{self.base_url} did not answer JSON; is it the AI Answers API?") from exc
 
     def create(self, file: Path, fields: dict[str, str]) -> dict[str, Any]:
-        """Upload the file as a new batch; the 202 body."""
+        """Upload the file as a new batch; the 202 body. A file past the request cap goes straight to storage."""
+        upload_id = upload_direct(self, file)
+        if upload_id is not None:
+            form = {**fields, "uploadId": upload_id}
+            return self._json("POST", "/api/batch/create", files={k: (None, v) for k, v in form.items()})
         try:
             with file.open("rb") as handle:
                 upload = (file.name, handle, UPLOAD_TYPES.get(file.suffix.lower(), "application/octet-stream"))
@@ -267,9 +272,17 @@ class Client:
         """Ask the server to cancel the batch."""
         return self._json("POST", "/api/batch/cancel", json={"batchId": batch_id})
 
-    def download(self, batch_id: str, fmt: str, dest: Path) -> None:
-        """Write the results to `dest`, through a `.part` file so a failure leaves no half file."""
-        response = self._send("GET", "/api/batch/results", params={"batchId": batch_id, "format": fmt}, stream=True)
+    def download(self, batch_id: str, fmt: str, dest: Path, rows: int | None = None) -> None:
+        """Write the results to `dest`, through a `.part` file so a failure leaves no half file.
+
+        `rows`, when known: a batch past the deployment's export-link size comes by link from storage.
+        """
+        link = results_link(self, batch_id, fmt, rows) if rows is not None else None
+        if link is not None:  # a big batch's export, from storage (no token sent there)
+            response = _storage_request("GET", link, stream=True)
+        else:
+            response = self._send("GET", "/api/batch/results", params={"batchId": batch_id, "format": fmt},
+                                  stream=True)
         part = dest.with_name(dest.name + ".part")
         try:
             with part.open("wb") as out:
@@ -282,6 +295,68 @@ class Client:
             raise UsageError(f"Cannot write {dest}: {exc.strerror or exc}") from exc
         finally:
             part.unlink(missing_ok=True)
+
+
+# --- object storage: big files up by a presigned form, big results down by a link -------------------
+
+REQUEST_CAP_BYTES = 4_718_592  # Vercel's 4.5 MB: a file past it (with its form) goes straight to storage
+REQUEST_OVERHEAD_BYTES = 64 * 1024  # the form fields and multipart framing around the file
+LINK_FLOOR_ROWS = 500  # results of fewer rows always fit a response: no need to ask the deployment
+
+
+def _options(client: Client) -> dict[str, Any]:
+    """The deployment's options (limits, storage), asked once per client."""
+    if client.options is None:
+        client.options = client._json("GET", "/api/batch/options")
+    return client.options
+
+
+def upload_direct(client: Client, file: Path) -> str | None:
+    """Post a file past the request cap straight to object storage; its uploadId (None: send it to create)."""
+    try:
+        size = file.stat().st_size
+    except OSError as exc:
+        raise UsageError(f"Cannot read {file}: {exc.strerror or exc}") from exc
+    if size + REQUEST_OVERHEAD_BYTES <= REQUEST_CAP_BYTES:
+        return None
+    options = _options(client)
+    limits = options.get("limits") or {}
+    if size + REQUEST_OVERHEAD_BYTES <= int(limits.get("maxUploadBytes") or 0) or not options.get("directUploads"):
+        return None  # it fits this deployment's cap, or there is no storage (create then says 413)
+    content_type = UPLOAD_TYPES[file.suffix.lower()]
+    form = client._json("POST", "/api/batch/upload-url", json={"fileName": file.name, "size": size,
+                                                               "contentType": content_type})
+    try:
+        with file.open("rb") as handle:
+            _storage_request("POST", form["url"], data=form["fields"], files={"file": (file.name, handle, content_type)})
+    except OSError as exc:
+        raise UsageError(f"Cannot read {file}: {exc.strerror or exc}") from exc
+    return str(form["uploadId"])
+
+
+def results_link(client: Client, batch_id: str, fmt: str, rows: int) -> str | None:
+    """A link to the results in storage when the batch is past the deployment's export-link size, else None."""
+    if rows <= LINK_FLOOR_ROWS:
+        return None
+    options = _options(client)
+    if not options.get("exportLinks") or rows <= int((options.get("limits") or {}).get("exportLinkRows") or rows):
+        return None
+    linked = client._json("GET", "/api/batch/results", params={"batchId": batch_id, "format": fmt, "delivery": "url"})
+    return str(linked["url"])
+
+
+def _storage_request(method: str, url: str, **kwargs: Any) -> requests.Response:
+    """A request to object storage: plain requests, never the API's token; S3's XML errors as CliErrors."""
+    try:
+        response = requests.request(method, url, timeout=TIMEOUT, **kwargs)
+    except requests.RequestException as exc:
+        raise ConnectionProblem(f"Cannot reach the file storage: {exc}") from exc
+    if response.status_code >= 400:
+        code = re.search(rb"<Code>([^<]{1,64})</Code>", response.content[:2000])
+        message = re.search(rb"<Message>([^<]{1,300})</Message>", response.content[:2000])
+        raise ApiError(response.status_code, code.group(1).decode() if code else f"HTTP_{response.status_code}",
+                       message.group(1).decode() if message else "the file storage refused the request")
+    return response
 
 
 def wait_until_final(client: Client, batch_id: str, display: ProgressDisplay,
@@ -329,7 +404,7 @@ def run_command(args: argparse.Namespace, client: Client, err: TextIO) -> int:
     except (KeyboardInterrupt, Terminated) as interrupt:
         cancel_and_save(client, batch_id, fmt, dest, err)
         return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
-    client.download(batch_id, fmt, dest)
+    client.download(batch_id, fmt, dest, rows=int(status.get("totalItems") or 0))
     print(dest)
     return 0 if status["status"] == "processed" else 1
 
@@ -417,7 +492,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         else:
             fmt = choose_format(args.format, args.output)
             dest = output_path(args.output, args.batch_id, fmt, Path.cwd())
-            client.download(args.batch_id, fmt, dest)
+            client.download(args.batch_id, fmt, dest, rows=int(client.status(args.batch_id).get("totalItems") or 0))
             print(dest)
         return 0
     except CliError as exc:

@@ -3,7 +3,9 @@
     python -m lib.dev.stack            # what `make dev` runs
 
 Starts SecantusDB (a MongoDB-wire server; skipped when MONGODB_URI points elsewhere),
-the QStash-compatible dev server and the app server as child processes, seeds the
+moto's S3 server (object storage, its bucket created with CORS for the page; skipped
+when S3_BUCKET names a real bucket), the QStash-compatible dev server and the app
+server as child processes, seeds the
 users `admin`, `partner` and `partner2`, prints the URL and a sign-in URL and token per
 user, and writes the same to `.local/stack.json`. Ctrl-C stops every process it started.
 Tests use the `Stack` class directly, on free ports and a scratch folder.
@@ -34,6 +36,9 @@ from lib.settings import DEV_QSTASH_CURRENT_SIGNING_KEY, DEV_QSTASH_NEXT_SIGNING
 ROOT = Path(__file__).resolve().parents[2]
 SEED_USERS = {"admin": Role.ADMIN, "partner": Role.PARTNER, "partner2": Role.PARTNER}
 SWEEP_INTERVAL_SECONDS = 30
+LOCAL_BUCKET = "ai-answers-local"
+# moto accepts any credentials; these keep a developer's own AWS keys away from it.
+LOCAL_AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local-secret"}
 
 
 def free_port() -> int:
@@ -62,7 +67,9 @@ class Stack:
     app_port: int = 3000
     qstash_port: int = 8080
     db_port: int = 27018
+    s3_port: int = 0  # 0: a free port
     mongodb_uri: str | None = None  # an external MongoDB; SecantusDB is not started
+    storage: bool = True  # object storage: moto's server (or the real bucket named by S3_BUCKET)
     db_name: str = "ai_answers"
     app_env: dict[str, str] = field(default_factory=dict)
     qstash_args: list[str] = field(default_factory=list)
@@ -78,6 +85,9 @@ class Stack:
         self._owns_db = self.mongodb_uri is None
         if self.mongodb_uri is None:
             self.mongodb_uri = f"mongodb://127.0.0.1:{self.db_port}/?directConnection=true"
+        self.s3_port = self.s3_port or free_port()
+        # A real bucket named in the environment is used as it is; otherwise moto's server.
+        self._owns_s3 = self.storage and not os.environ.get("S3_BUCKET")
         self.jwt_secret = self._secret()
         self.cron_secret = secrets.token_urlsafe(24)
         self._stop_sweep = threading.Event()
@@ -90,6 +100,19 @@ class Stack:
     def qstash_url(self) -> str:
         return f"http://127.0.0.1:{self.qstash_port}"
 
+    @property
+    def s3_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.s3_port}" if self._owns_s3 else os.environ.get("S3_ENDPOINT_URL")
+
+    def storage_env(self) -> dict[str, str]:
+        """The S3_* settings of the app server (none: no object storage)."""
+        if not self.storage:
+            return {}
+        if not self._owns_s3:
+            return {k: v for k, v in os.environ.items() if k.startswith(("S3_", "AWS_"))}
+        return {"S3_BUCKET": LOCAL_BUCKET, "S3_ENDPOINT_URL": self.s3_url or "", "S3_REGION": "us-east-1",
+                **LOCAL_AWS_CREDENTIALS}
+
     def _secret(self) -> str:
         path = self.data_dir / "jwt_secret"
         if not path.exists():
@@ -98,7 +121,7 @@ class Stack:
         return path.read_text().strip()
 
     def app_environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("QSTASH_", "MONGODB_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("QSTASH_", "MONGODB_", "S3_", "AWS_"))}
         env.update(
             MONGODB_URI=self.mongodb_uri or "",
             MONGODB_DB=self.db_name,
@@ -111,6 +134,7 @@ class Stack:
             CRON_SECRET=self.cron_secret,
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.storage_env())
         env.update(self.app_env)
         return env
 
@@ -140,6 +164,23 @@ class Stack:
         with pymongo.MongoClient(self.mongodb_uri, serverSelectionTimeoutMS=500) as client:
             client[self.db_name]["_ready"].replace_one({"_id": 1}, {"_id": 1}, upsert=True)
         return True
+
+    def start_storage(self) -> None:
+        """moto's S3 server, with the bucket the app uses; the page's origins may post the upload form."""
+        if not self._owns_s3:
+            return
+        self._spawn("s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.s3_port)])
+        wait_until(lambda: requests.get(f"{self.s3_url}/moto-api/", timeout=1).ok, 30, "moto's S3 server")
+        from lib.storage import Storage
+
+        credentials = {"aws_access_key_id": LOCAL_AWS_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                       "aws_secret_access_key": LOCAL_AWS_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
+        Storage(LOCAL_BUCKET, region="us-east-1", endpoint_url=self.s3_url, credentials=credentials).create_bucket(
+            cors_origins=[self.base_url, f"http://localhost:{self.app_port}"])
+
+    def stop_storage(self) -> None:
+        """Stop moto's server (its files are in memory: they go with it)."""
+        self._signal("s3", signal.SIGTERM)
 
     def start_qstash(self) -> None:
         self._spawn("qstash", [sys.executable, "-m", "lib.dev.qstash_server", "--port", str(self.qstash_port),
@@ -176,6 +217,7 @@ class Stack:
     def start(self) -> Stack:
         self.start_db()
         self.seed()
+        self.start_storage()
         self.start_qstash()
         self.start_app()
         if self.sweep_interval > 0:
@@ -185,7 +227,7 @@ class Stack:
 
     def stop(self) -> None:
         self._stop_sweep.set()
-        for name in ("app", "qstash", "db"):
+        for name in ("app", "qstash", "s3", "db"):
             self._signal(name, signal.SIGTERM, wait=30)
 
     def _sweep_loop(self) -> None:
@@ -219,6 +261,8 @@ class Stack:
             "mongodbUri": self.mongodb_uri,
             "mongodbDb": self.db_name,
             "qstashUrl": self.qstash_url,
+            "s3Url": self.s3_url if self.storage else None,
+            "s3Bucket": self.storage_env().get("S3_BUCKET"),
             "tokens": self.tokens,
             "userIds": self.user_ids,
             "signinUrls": {name: self.signin_url(name) for name in self.tokens},
@@ -248,9 +292,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--app-port", type=int, default=int(os.environ.get("APP_PORT", 3000)))
     parser.add_argument("--qstash-port", type=int, default=int(os.environ.get("QSTASH_PORT", 8080)))
     parser.add_argument("--db-port", type=int, default=int(os.environ.get("DB_PORT", 27018)))
+    parser.add_argument("--s3-port", type=int, default=int(os.environ.get("S3_PORT", 9000)))
     parser.add_argument("--quiet", action="store_true", help="write process logs to .local/logs only")
     args = parser.parse_args(argv)
-    stack = Stack(app_port=args.app_port, qstash_port=args.qstash_port, db_port=args.db_port,
+    stack = Stack(app_port=args.app_port, qstash_port=args.qstash_port, db_port=args.db_port, s3_port=args.s3_port,
                   mongodb_uri=os.environ.get("MONGODB_URI"), echo_logs=not args.quiet)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # also when started in the background, where SIGINT is ignored
