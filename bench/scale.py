@@ -143,8 +143,8 @@ def _header(stack: BenchStack, config: ScaleConfig) -> list[str]:
         f"{config.latency * 1000:.0f} ms (own process); search: offline",
         f"step budget {settings.step_budget_seconds:g} s (FUNCTION_MAX_DURATION {settings.function_max_duration} s);"
         f" provider ceiling {settings.provider_max_in_flight} in flight",
-        "bound = rows x calls per row x L / concurrency (every model call a row makes counted); DB writes: insert, update, delete, findAndModify commands "
-        "(a bulk write is one command); SecantusDB restarted before each measured run",
+        "bound = rows x calls per row x L / concurrency (every model call a row makes counted); "
+        "DB writes: insert, update, delete, findAndModify commands (a bulk write is one command); SecantusDB restarted before each measured run",
         "other cpu: cores used by processes outside the benchmark meanwhile (the machine is shared)",
     ]
 

@@ -13,17 +13,21 @@ from typing import Any
 
 from bson import ObjectId
 
-from lib.chat.redaction import redact
-from lib.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, TooManyRequests
+from lib.batch_files import BatchFiles
+from lib.chat.screening import screen
+from lib.direct_upload import DirectUploads
+from lib.errors import AppError, BadRequest, Conflict, NotFound, ServiceUnavailable, TooManyRequests
+from lib.ingestion import ingest_state
 from lib.models import Batch, BatchStatus, ItemStatus, User
 from lib.planning import chat_key_for, counters, progress
 from lib.queue import StepQueue
 from lib.results import result_columns, result_row
 from lib.settings import AI_PROVIDERS, MAX_CONCURRENCY, SEARCH_PROVIDERS, Settings
-from lib.spreadsheet import ParsedTable, parse_upload
+from lib.spreadsheet import ParsedTable, parse_upload, scan_upload
 from lib.store.batches import BatchStore
 from lib.store.ids import new_chat_id
 from lib.store.limits import LimitStore
+from lib.store.objects import StoredObject
 from lib.upload import UploadedForm
 
 log = logging.getLogger("ai_answers.batches")
@@ -87,12 +91,15 @@ def _field_error(field_name: str, message: str, code: str) -> BadRequest:
 
 class BatchService:
     def __init__(self, store: BatchStore, limits: LimitStore, queue: StepQueue, settings: Settings,
-                 now: Callable[[], datetime]):
+                 now: Callable[[], datetime], *, files: BatchFiles | None = None,
+                 uploads: DirectUploads | None = None):
         self.store = store
         self.limits = limits
         self.queue = queue
         self.settings = settings
         self.now = now
+        self.files = files  # None: no object storage (no source kept, no links)
+        self.uploads = uploads  # None: no direct uploads
 
     def check_limits(self, user: User) -> None:
         """429 with Retry-After when the user creates too fast or has too many batches running."""
@@ -114,24 +121,111 @@ class BatchService:
     def create(self, user: User, form: UploadedForm) -> dict[str, Any]:
         """Validate the upload, write the batch and its items, publish step 1. All or nothing."""
         request = validate_form(form, self.settings)
+        upload_id = form.fields.get("uploadId", "").strip()
+        if upload_id and form.file_data is not None:
+            raise _field_error("uploadId", "Send the file or an uploadId, not both.", "FILE_AND_UPLOAD_ID")
+        if upload_id:
+            return self._create_from_upload(user, request, upload_id)
         if form.file_data is None:
             raise _field_error("file", "Attach the questions file in the 'file' field.", "MISSING_FILE")
         self.check_limits(user)
         table = parse_upload(form.file_data, form.file_name, max_rows=self.settings.max_batch_rows)
         now = self.now()
         batch_id = ObjectId()
-        items = _item_docs(batch_id, table)
-        self.store.insert_batch(_batch_doc(batch_id, user, request, table, form, now))
+        items = _item_docs(batch_id, table, request.lang)
+        # Kept first: storage away is a 503 with nothing written.
+        source = self.files.keep_source(user.id, batch_id, form.file_data, table.file_type, form.file_name) \
+            if self.files is not None else None
         try:
+            self.store.insert_batch({**_batch_doc(batch_id, user, request, table, form, now),
+                                     "blockedItems": sum(d["status"] == ItemStatus.BLOCKED.value for d in items),
+                                     "source": source})
             self.store.insert_items(items)
             self.store.mark_queued(batch_id, now)
             self.queue.publish_step(str(batch_id), 0, dedup_id=f"{batch_id}:0")
         except BaseException:
             log.warning("batch=%s create failed; removing what was written", batch_id)
-            self.store.delete_batch(batch_id)
+            self._remove(batch_id)
             raise
         return {"batchId": str(batch_id), "status": BatchStatus.QUEUED.value, "totalItems": len(items),
                 "warnings": table.warnings}
+
+    def _create_from_upload(self, user: User, request: BatchRequest, upload_id: str) -> dict[str, Any]:
+        """A batch from a direct upload: checked whole here, its rows written by steps (lib/ingestion.py)."""
+        if self.uploads is None or self.files is None:
+            raise _field_error("uploadId", "This deployment has no object storage: upload the file in 'file'.",
+                               "DIRECT_UPLOADS_UNAVAILABLE")
+        self.check_limits(user)
+        taken = self.uploads.take(user, upload_id)
+        try:
+            layout = scan_upload(taken.data, taken.record.file_name, max_rows=self.settings.max_batch_rows_direct)
+        except AppError as exc:
+            if exc.status < 500:
+                self._discard_upload(taken.record)  # a rejected upload leaves nothing
+            raise
+        now = self.now()
+        batch_id = ObjectId()
+        upload, source_hash = taken.record, taken.sha256
+        source = self.files.adopt_upload(upload, batch_id, layout.file_type, len(taken.data))
+        del taken  # the bytes: the steps read the source again
+        try:
+            self.store.insert_batch({
+                **_batch_doc(batch_id, user, request, layout.shell(), UploadedForm(file_name=source["fileName"]), now),
+                "status": BatchStatus.INGESTING.value, "totalItems": layout.row_count, "fileHash": source_hash,
+                "source": source, "ingest": ingest_state(layout), "ingestedItems": 0, "blockedItems": 0,
+            })
+            self.queue.publish_step(str(batch_id), 0, dedup_id=f"{batch_id}:0")
+        except BaseException:
+            log.warning("batch=%s create failed; removing what was written", batch_id)
+            self._remove(batch_id)
+            raise
+        self._discard_upload(upload)
+        return {"batchId": str(batch_id), "status": BatchStatus.INGESTING.value, "totalItems": layout.row_count,
+                "warnings": layout.warnings}
+
+    def _discard_upload(self, record: StoredObject) -> None:
+        try:
+            self.files.discard(record)  # type: ignore[union-attr]
+        except ServiceUnavailable:
+            log.info("upload %s stays until its expiry day", record.upload_id)
+
+    def _remove(self, batch_id: ObjectId) -> None:
+        """Remove what a create wrote: the batch, its items, its files."""
+        self.store.delete_batch(batch_id)
+        if self.files is not None:
+            try:
+                self.files.forget_batch(batch_id)
+            except ServiceUnavailable:
+                log.warning("batch=%s its files stay in storage until their retention day", batch_id)
+
+    def upload_url(self, user: User, body: dict[str, Any]) -> dict[str, Any]:
+        """A presigned form post straight to storage, for a file past the request cap (then create with uploadId)."""
+        if self.uploads is None:
+            raise BadRequest("This deployment has no object storage: upload files through create.",
+                             code="DIRECT_UPLOADS_UNAVAILABLE")
+        now = self.now()
+        window_start = now.replace(second=0, microsecond=0)
+        if self.limits.hit(user.id, "upload-url", window_start, RATE_WINDOW_SECONDS) > \
+                2 * self.settings.create_rate_per_minute:
+            raise TooManyRequests("Too many upload links asked for in a minute; try again shortly.",
+                                  code="UPLOAD_RATE_LIMITED",
+                                  retry_after=max(1, math.ceil(RATE_WINDOW_SECONDS - (now - window_start).total_seconds())))
+        return self.uploads.presign(user, body)
+
+    def source(self, user: User, batch_id: str | None) -> dict[str, Any]:
+        """A short-lived link to the batch's file as it was uploaded (the owner's, or any for an admin)."""
+        batch = self.owned(user, batch_id)
+        if self.files is None:
+            raise NotFound("This deployment keeps no uploaded files.", code="SOURCE_NOT_KEPT")
+        return self.files.source_link(batch)
+
+    def results_link(self, user: User, batch_id: str | None, fmt: str) -> dict[str, Any]:
+        """A short-lived link to the results in object storage (written once the batch is final)."""
+        if self.files is None:
+            raise BadRequest("This deployment has no object storage: download the results directly.",
+                             code="DELIVERY_URL_UNAVAILABLE", details={"field": "delivery"})
+        batch, columns, rows = self.results(user, batch_id)
+        return self.files.export_link(batch, fmt, columns, rows)
 
     def owned(self, user: User, batch_id: str | None) -> Batch:
         """The batch if the user may see it; 404 otherwise (never revealing which)."""
@@ -158,7 +252,14 @@ class BatchService:
             "defaults": {"aiProvider": s.default_ai_provider, "searchProvider": s.default_search_provider,
                          "concurrency": s.batch_concurrency},
             "limits": {"maxConcurrency": MAX_CONCURRENCY, "maxBatchRows": s.max_batch_rows,
-                       "maxUploadBytes": s.max_body_bytes, "maxNameChars": MAX_NAME_CHARS},
+                       "maxUploadBytes": s.max_body_bytes, "maxNameChars": MAX_NAME_CHARS,
+                       "maxUploadBytesDirect": s.max_upload_bytes_direct if self.uploads else 0,
+                       "maxBatchRowsDirect": s.max_batch_rows_direct if self.uploads else 0,
+                       "exportLinkRows": s.export_link_rows},
+            # Object storage: files past maxUploadBytes go through upload-url, and results past
+            # exportLinkRows come by link (results&delivery=url).
+            "directUploads": self.uploads is not None,
+            "exportLinks": self.files is not None,
         }
 
     def list(self, user: User) -> list[dict[str, Any]]:
@@ -189,6 +290,8 @@ class BatchService:
             "concurrency": batch.concurrency,
             "percentComplete": percent,
             "etaSeconds": eta,
+            "ingestedItems": batch.ingested_items if batch.ingest is not None else batch.total_items,
+            "hasSource": batch.source is not None and batch.source_deleted_at is None,
         }
 
     def cancel(self, user: User, batch_id: str | None) -> dict[str, Any]:
@@ -246,6 +349,7 @@ def _batch_doc(batch_id: ObjectId, user: User, request: BatchRequest, table: Par
         "heartbeatAt": None,
         "fileName": (form.file_name or "")[:255],
         "fileType": table.file_type,
+        "csvDelimiter": table.delimiter,
         "fileHash": hashlib.sha256(form.file_data or b"").hexdigest(),
         "columns": table.columns,
         "questionColumn": table.question_column,
@@ -256,18 +360,22 @@ def _batch_doc(batch_id: ObjectId, user: User, request: BatchRequest, table: Par
     }
 
 
-def _item_docs(batch_id: ObjectId, table: ParsedTable) -> list[dict[str, Any]]:
+def _item_docs(batch_id: ObjectId, table: ParsedTable, lang: str = "en") -> list[dict[str, Any]]:
+    """One document per row. Rows refused by the rule-based checks are `blocked` already (masked text only)."""
     docs = []
     # Each conversation gets a chat id of its own, issued here by the server and nobody
     # can predict; `turn` is the row's place in its conversation.
     chats: dict[str, tuple[str, int]] = {}
+    earlier: dict[str, list[str]] = {}
     for index, row in enumerate(table.rows):
-        redaction = redact(row.question)
-        original = dict(row.original)
-        original[table.question_column] = redaction.text  # the original question never reaches the store
         chat_key = chat_key_for(row.chat_label, index)
+        screened = screen(row.question, lang, earlier.setdefault(chat_key, []))
+        earlier[chat_key].append(screened.text)
+        original = dict(row.original)
+        original[table.question_column] = screened.text  # a refused question is kept masked only
         chat_id, turn = chats.get(chat_key, (new_chat_id(), -1))
         chats[chat_key] = (chat_id, turn + 1)
+        blocked = screened.blocked_by is not None
         docs.append({
             "_id": ObjectId(),
             "batchId": batch_id,
@@ -277,11 +385,12 @@ def _item_docs(batch_id: ObjectId, table: ParsedTable) -> list[dict[str, Any]]:
             "chatId": chat_id,
             "turn": turn + 1,
             "chatLabel": row.chat_label,
-            "question": redaction.text,
-            "piiRedacted": redaction.redacted,
+            "question": screened.text,
             "referringUrl": row.referring_url,
             "original": original,
-            "status": ItemStatus.PENDING.value,
+            "status": ItemStatus.BLOCKED.value if blocked else ItemStatus.PENDING.value,
+            "blockedBy": screened.blocked_by,
+            "fallbackUrl": screened.fallback_url,
             "attempts": 0,
             "interactionId": ObjectId(),  # fixed now, so a re-run writes the same interaction
             "leaseUntil": None,
@@ -289,4 +398,3 @@ def _item_docs(batch_id: ObjectId, table: ParsedTable) -> list[dict[str, Any]]:
             "claimId": None,
         })
     return docs
-

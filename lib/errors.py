@@ -65,6 +65,13 @@ class Conflict(AppError):
     code = "CONFLICT"
 
 
+class Gone(AppError):
+    """It existed and was deleted on purpose (a stored file past its retention)."""
+
+    status = 410
+    code = "GONE"
+
+
 class PayloadTooLarge(AppError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"
@@ -73,6 +80,13 @@ class PayloadTooLarge(AppError):
 class UnsupportedMediaType(AppError):
     status = 415
     code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class UnprocessableEntity(AppError):
+    """A well-formed request the service will not carry out (a question the assistant refuses)."""
+
+    status = 422
+    code = "UNPROCESSABLE"
 
 
 class TooManyRequests(AppError):

@@ -23,10 +23,11 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bson import ObjectId
 
-from lib.chat.service import ChatProcessingService
+from lib.chat.service import ChatProcessingService, ChatResult
 from lib.errors import AppError, ServiceUnavailable, UpstreamError
 from lib.execution_writes import ClaimGroup, EngineConfig, Finished, Progress, StepOutcome, Turns, record_finished
 from lib.models import Batch, BatchItem, BatchStatus, ItemError, ItemStatus, Role, User
@@ -35,6 +36,9 @@ from lib.queue import StepMessage, StepQueue
 from lib.store.batches import BatchStore
 from lib.store.chats import ChatStore
 from lib.store.ids import to_object_id
+
+if TYPE_CHECKING:
+    from lib.ingestion import IngestionStep
 
 __all__ = ["EngineConfig", "StepEngine", "StepOutcome"]
 
@@ -66,6 +70,7 @@ class StepEngine:
         config: EngineConfig,
         now: Callable[[], datetime],
         chats: ChatStore | None = None,
+        ingestion: IngestionStep | None = None,
     ):
         self.batches = batches
         self.chat = chat
@@ -73,6 +78,7 @@ class StepEngine:
         self.queue = queue
         self.config = config
         self.now = now
+        self.ingestion = ingestion  # writes the rows of a big upload (a batch `ingesting`)
 
     def run_step(self, message: StepMessage) -> StepOutcome:
         """Run one step of the batch. Raises `ServiceUnavailable` when QStash should redeliver."""
@@ -86,9 +92,12 @@ class StepEngine:
         batch = self.batches.take_lease(oid, owner, now, lease_until)
         if batch is None:
             return self._lease_not_taken(oid, message, now)
-        step = _Step(self, batch, oid, owner, lease_until, started)
         try:
-            return step.run()
+            if batch.ingest is not None:  # a big upload's rows are still being written
+                if self.ingestion is None:
+                    raise ServiceUnavailable("Object storage is not configured.", code="STORAGE_NOT_CONFIGURED")
+                return self.ingestion.run(batch, owner, started)
+            return _Step(self, batch, oid, owner, lease_until, started).run()
         except ServiceUnavailable:
             # Free the lease so QStash's redelivery can resume at once rather than after it expires.
             try:
@@ -126,12 +135,18 @@ class _Step:
         self.answer_by = lease_until - timedelta(seconds=ANSWER_MARGIN_SECONDS)
         max_duration = engine.config.function_max_duration
         self.claim_deadline = t0 + engine.config.step_budget_seconds
-        self.wait_deadline = t0 + max_duration - RETURN_MARGIN_SECONDS - WRAP_UP_SECONDS
-        self.work_deadline = t0 + max_duration - RETURN_MARGIN_SECONDS - 1.0
+        # Rows started by the claim deadline are expected to end by it; slower ones get until
+        # here, which leaves the wrap-up its time (or, with a short function, a second past
+        # the claim deadline, never less than half a second before the return).
+        returns_by = t0 + max_duration - RETURN_MARGIN_SECONDS
+        self.wait_deadline = min(max(self.claim_deadline + 1.0, returns_by - WRAP_UP_SECONDS), returns_by - 0.5)
+        self.work_deadline = returns_by - 1.0
         self.progress = Progress()
         self.estimate = DurationEstimate(initial=min(10.0, engine.config.step_budget_seconds / 4))
         self.claims = ClaimGroup(engine.batches, self.oid, owner, lease_until, engine.now, self.progress)
         self.outcome = StepOutcome(batch.id, "ran", seq=batch.step_seq)
+        self.waiting_until: datetime | None = None  # the earliest backoff of the rows this step planned
+        self.released_until: datetime | None = None  # ...and of the rows it sent back for a retry
         self.user = User(id=batch.uploader_user_id, email="", role=Role.PARTNER, active=True)
 
     def run(self) -> StepOutcome:
@@ -139,11 +154,11 @@ class _Step:
         if self.batch.status == BatchStatus.CANCELLING:
             return self._settle_cancel()
         now = e.now()
-        in_flight = e.batches.items_with_status(self.oid, ItemStatus.PROCESSING)
-        if e.batches.reset_expired(in_flight, now):
-            in_flight = [i for i in in_flight if i.lease_until is not None and i.lease_until > now]
+        # Rows an earlier step left in flight (it ran out of time, or died) are orphans: run them again.
+        e.batches.reset_orphans(e.batches.items_with_status(self.oid, ItemStatus.PROCESSING), self.owner)
         pending = e.batches.items_with_status(self.oid, ItemStatus.PENDING)
-        plan = plan_runnable(pending, in_flight, now)
+        plan = plan_runnable(pending, [], now)
+        self.waiting_until = plan.waiting_until
         concurrency = max(1, min(self.batch.concurrency, e.config.concurrency_cap))
         if plan.conversations:
             self._run_conversations(plan.conversations, concurrency)
@@ -254,6 +269,9 @@ class _Step:
                 return True, history
             elapsed = time.monotonic() - row_started
             self.estimate.observe(elapsed)
+            if result.blocked_by is not None:
+                self._blocked(item, attempt, result, elapsed)
+                return True, history  # a refused turn adds nothing to the chat
             fields = {
                 "status": ItemStatus.SUCCEEDED.value,
                 "attempts": attempt,
@@ -261,7 +279,9 @@ class _Step:
                 "answer": result.answer,
                 "citationUrl": result.citation_url,
                 "model": result.model,
-                "tokens": {"input": result.input_tokens, "output": result.output_tokens},
+                "result": result.fields,
+                "tokens": {"input": result.input_tokens, "output": result.output_tokens,
+                           "byStage": result.tokens_by_stage},
                 "responseTimeMs": int(elapsed * 1000),
                 "finishedAt": e.now(),
                 "error": None,
@@ -269,6 +289,17 @@ class _Step:
             self.progress.add(Finished(item=item, fields=fields, interaction=result.interaction,
                                        new_chat=result.interaction is not None and len(result.turns) == 1))
             return True, result.turns or None
+
+    def _blocked(self, item: BatchItem, attempt: int, result: ChatResult, elapsed: float) -> None:
+        """A question the pipeline refused: kept only as its masked text, in the row and its original cells."""
+        original = self.e.batches.original_of(item.id)
+        if self.batch.question_column in original:
+            original[self.batch.question_column] = result.redacted_question
+        fields = {"status": ItemStatus.BLOCKED.value, "attempts": attempt, "blockedBy": result.blocked_by,
+                  "fallbackUrl": result.fallback_url, "question": result.redacted_question, "original": original,
+                  "tokens": {"input": result.input_tokens, "output": result.output_tokens},
+                  "responseTimeMs": int(elapsed * 1000), "finishedAt": self.e.now(), "error": None}
+        self.progress.add(Finished(item=item, fields=fields))
 
     def _failed(self, item: BatchItem, attempt: int, error: ItemError) -> None:
         fields = {"status": ItemStatus.FAILED.value, "attempts": attempt, "error": error.model_dump(),
@@ -280,6 +311,8 @@ class _Step:
         not_before = e.now() + timedelta(seconds=backoff)
         if e.batches.release_for_retry(item.id, self.owner, error, not_before, attempts=attempt):
             self.outcome.rows_retry_later += 1
+            with self.progress.lock:
+                self.released_until = min(self.released_until or not_before, not_before)
 
     # --- recording ------------------------------------------------------------------
 
@@ -298,7 +331,7 @@ class _Step:
         self.outcome.rows_failed += counts.get(ItemStatus.FAILED.value, 0)
         status = e.batches.flush_progress(
             self.oid, processed=counts.get(ItemStatus.SUCCEEDED.value, 0),
-            failed=counts.get(ItemStatus.FAILED.value, 0), now=now,
+            blocked=counts.get(ItemStatus.BLOCKED.value, 0), failed=counts.get(ItemStatus.FAILED.value, 0), now=now,
         )
         if status is not None and not status.is_active:
             self.progress.stop.set()
@@ -323,50 +356,51 @@ class _Step:
         return self.outcome
 
     def _settle_cancel(self) -> StepOutcome:
-        """Cancel the batch's pending rows, in chunks, while the budget lasts; `cancelled` once none is in flight."""
+        """Cancel the batch's pending rows, in chunks, while the budget lasts; then `cancelled`.
+
+        Runs once this step has recorded its own rows (or at the start of a step for a
+        batch already cancelling): any row still `processing` can no longer be recorded by
+        anybody (its step has recorded all it will), so it is cancelled with the rest.
+        """
         e = self.e
-        now = e.now()
-        in_flight = e.batches.items_with_status(self.oid, ItemStatus.PROCESSING)
-        e.batches.reset_expired(in_flight, now)  # rows whose step died: pending, so cancelled below
-        more = True
-        while time.monotonic() < self.work_deadline:
+        e.batches.reset_orphans(e.batches.items_with_status(self.oid, ItemStatus.PROCESSING), claim_id="")
+        while True:  # one chunk at least, then as many as the time allows
             cancelled = e.batches.cancel_pending_chunk(self.oid, e.now(), CANCEL_CHUNK)
             if cancelled:
                 e.batches.flush_progress(self.oid, cancelled=cancelled, now=e.now())
             if cancelled < CANCEL_CHUNK:
                 more = e.batches.has_items_with_status(self.oid, ItemStatus.PENDING)
                 break
+            if time.monotonic() >= self.work_deadline:
+                more = True
+                break
         now = e.now()
-        live = [i.lease_until for i in e.batches.items_with_status(self.oid, ItemStatus.PROCESSING)]
-        if not more and not live:
+        if not more and not e.batches.has_items_with_status(self.oid, ItemStatus.PROCESSING):
             self._finalise(e.batches.count_by_status(self.oid), BatchStatus.CANCELLED, now)
             return self.outcome
+        # Out of time with pending rows left: go on at once (a claim that raced the end of
+        # this step is an orphan for the next one).
         e.batches.release_lease(self.oid, self.owner, now)
-        # Pending rows left: go on at once. Rows in flight only (left by a step that ran out
-        # of time or died): look again once their lease is over.
-        ends = [t for t in live if t is not None]
-        delay = 0.0 if more or not ends else max(1.0, (min(ends) - now).total_seconds() + 1)
         e.queue.publish_step(self.batch.id, self.batch.step_seq, dedup_id=f"{self.batch.id}:{self.batch.step_seq}",
-                             delay_seconds=delay)
+                             delay_seconds=0.0 if more else 1.0)
         self.outcome.action = "settling"
         return self.outcome
 
     def _finalise(self, counts: dict[str, int], status: BatchStatus, now: datetime) -> None:
-        self.e.batches.finalise(self.oid, counts=counts, interactions=self.e.batches.succeeded_interaction_ids(self.oid),
-                                status=status, now=now)
+        interactions = self.e.batches.succeeded_interaction_ids(self.oid)
+        self.e.batches.finalise(self.oid, counts=counts, interactions=interactions, status=status, now=now)
         self.outcome.action = "finalised"
         log.info("batch=%s finalised status=%s counts=%s", self.batch.id, status.value, counts)
 
     def _next_delay(self, now: datetime) -> float:
-        """Run again at once, unless every pending row waits on a backoff or a row in flight."""
-        pending = self.e.batches.items_with_status(self.oid, ItemStatus.PENDING)
-        in_flight = self.e.batches.items_with_status(self.oid, ItemStatus.PROCESSING)
-        plan = plan_runnable(pending, in_flight, now)
-        if plan.conversations:
+        """Run again at once, unless every pending row was waiting out a backoff when this step planned.
+
+        Decided from this step's own plan and outcome, not by reading the pending rows again
+        (at 100,000 rows that read alone would not fit the wrap-up's time).
+        """
+        if self.outcome.rows_succeeded or self.outcome.rows_failed:
             return 0.0
-        moments = [i.lease_until for i in in_flight if i.lease_until is not None]
-        if plan.waiting_until is not None:
-            moments.append(plan.waiting_until)
+        moments = [m for m in (self.waiting_until, self.released_until) if m is not None]
         if not moments:
             return 0.0
         return max(1.0, (min(moments) - now).total_seconds())

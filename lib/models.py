@@ -17,6 +17,7 @@ class Role(StrEnum):
 
 class BatchStatus(StrEnum):
     CREATING = "creating"  # being written by create; invisible to users, swept if abandoned
+    INGESTING = "ingesting"  # a big upload's rows are being written by steps (lib/ingestion.py); visible
     QUEUED = "queued"
     PROCESSING = "processing"
     PROCESSED = "processed"
@@ -27,13 +28,13 @@ class BatchStatus(StrEnum):
 
     @property
     def is_active(self) -> bool:
-        """Rows may still start."""
-        return self in (BatchStatus.QUEUED, BatchStatus.PROCESSING)
+        """Rows may still start (a cancel is taken)."""
+        return self in (BatchStatus.INGESTING, BatchStatus.QUEUED, BatchStatus.PROCESSING)
 
     @property
     def is_running(self) -> bool:
-        """Not final yet: a step still has work to do (run rows, or settle a cancel)."""
-        return self in (BatchStatus.QUEUED, BatchStatus.PROCESSING, BatchStatus.CANCELLING)
+        """Not final yet: a step still has work to do (write rows, run rows, or settle a cancel)."""
+        return self in (BatchStatus.INGESTING, BatchStatus.QUEUED, BatchStatus.PROCESSING, BatchStatus.CANCELLING)
 
     @property
     def is_final(self) -> bool:
@@ -48,13 +49,14 @@ class BatchStatus(StrEnum):
 class ItemStatus(StrEnum):
     PENDING = "pending"
     PROCESSING = "processing"
-    SUCCEEDED = "succeeded"
+    SUCCEEDED = "succeeded"  # answered
+    BLOCKED = "blocked"  # refused by the pipeline by design: a result, never retried
     FAILED = "failed"
     CANCELLED = "cancelled"
 
     @property
     def is_final(self) -> bool:
-        return self in (ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED)
+        return self in (ItemStatus.SUCCEEDED, ItemStatus.BLOCKED, ItemStatus.FAILED, ItemStatus.CANCELLED)
 
 
 class User(BaseModel):
@@ -108,13 +110,24 @@ class Batch(BaseModel):
     completed_at: datetime | None = Field(alias="completedAt", default=None)
     cancelled_at: datetime | None = Field(alias="cancelledAt", default=None)
     columns: list[str] = Field(default_factory=list)
+    question_column: str | None = Field(alias="questionColumn", default=None)
     chat_column: str | None = Field(alias="chatColumn", default=None)
     file_name: str | None = Field(alias="fileName", default=None)
+    csv_delimiter: str | None = Field(alias="csvDelimiter", default=None)  # results come back with the upload's
     concurrency: int = 4
     step_seq: int = Field(alias="stepSeq", default=0)
     lease_until: datetime | None = Field(alias="leaseUntil", default=None)
     heartbeat_at: datetime | None = Field(alias="heartbeatAt", default=None)
     last_error: str | None = Field(alias="lastError", default=None)
+    # Object storage (lib/batch_files.py): the uploaded file, the exports written for links
+    # ({format: {"key", "bytes", "createdAt"}}), and when retention deleted them.
+    source: dict[str, Any] | None = None
+    exports: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    source_deleted_at: datetime | None = Field(alias="sourceDeletedAt", default=None)
+    exports_deleted_at: datetime | None = Field(alias="exportsDeletedAt", default=None)
+    # A chunked ingestion in progress (lib/ingestion.py): the file's layout and the next row index.
+    ingest: dict[str, Any] | None = None
+    ingested_items: int = Field(alias="ingestedItems", default=0)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Batch:

@@ -6,8 +6,6 @@ Each `Endpoint` here is what an `api/` file exposes as `app`.
 from __future__ import annotations
 
 import hmac
-import tempfile
-from typing import Any
 
 from werkzeug.wrappers import Response
 
@@ -17,7 +15,8 @@ from lib.http import Call, Endpoint, iter_body, json_response, parse_json_object
 from lib.models import User
 from lib.queue import SIGNATURE_HEADER, parse_step_message, verify_signature
 from lib.services import get_services
-from lib.export import content_disposition, iter_csv, write_xlsx
+from lib.batch_files import export_chunks
+from lib.export import content_disposition
 from lib.upload import parse_form
 from lib.sweep import sweep
 
@@ -64,8 +63,9 @@ def chat_message_handler(call: Call) -> Response:
         user=call.user,
         override_user_id=call.user.id if body.get("applyOverrides") is True else None,
     )
-    return json_response({"chatId": result.chat_id, "interactionId": result.interaction_id,
-                          "answer": result.answer, "citationUrl": result.citation_url})
+    return json_response({**result.fields, "chatId": result.chat_id, "interactionId": result.interaction_id,
+                          "answer": result.answer, "citationUrl": result.citation_url,
+                          "responseTimeMs": result.response_time_ms})
 
 
 chat_message = Endpoint(chat_message_handler, methods=["POST"], authenticate=_batch_user, max_body_bytes=_max_body)
@@ -98,25 +98,18 @@ def batch_results_handler(call: Call) -> Response:
     fmt = (call.query("format") or "json").lower()
     if fmt not in ("json", "csv", "xlsx"):
         raise BadRequest("format must be json, csv or xlsx.", code="INVALID_FORMAT", details={"field": "format"})
+    delivery = call.query("delivery")
+    if delivery not in (None, "url"):
+        raise BadRequest("delivery must be url (or left out).", code="INVALID_DELIVERY", details={"field": "delivery"})
+    if delivery == "url":  # {url, expiresAt}: a short-lived link to the export in object storage
+        return json_response(get_services().batches.results_link(call.user, call.query("batchId"), fmt))
     batch, columns, rows = get_services().batches.results(call.user, call.query("batchId"))
     if fmt == "json":
         return json_response({"batchId": batch.id, "status": batch.status.value, "columns": columns,
                               "items": list(rows)})
     headers = {"Content-Disposition": content_disposition(batch.name, fmt), "Cache-Control": "no-store"}
-    if fmt == "csv":
-        return Response(iter_csv(columns, rows), mimetype="text/csv", headers=headers)
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-    write_xlsx(columns, rows, spool)
-    spool.seek(0)
-    return Response(_drain(spool), mimetype=XLSX_MIMETYPE, headers=headers)
-
-
-def _drain(fileobj: Any, chunk: int = 64 * 1024):
-    try:
-        while data := fileobj.read(chunk):
-            yield data
-    finally:
-        fileobj.close()
+    return Response(export_chunks(fmt, batch, columns, rows), mimetype="text/csv" if fmt == "csv" else XLSX_MIMETYPE,
+                    headers=headers)
 
 
 def cancel_batch_handler(call: Call) -> Response:
@@ -130,12 +123,24 @@ def cancel_batch_handler(call: Call) -> Response:
     return json_response(get_services().batches.cancel(call.user, batch_id))
 
 
+def upload_url_handler(call: Call) -> Response:
+    """A presigned form post straight to object storage, for a file past the request cap."""
+    return json_response(get_services().batches.upload_url(call.user, call.json_body()))
+
+
+def batch_source_handler(call: Call) -> Response:
+    """A short-lived link to the file as it was uploaded."""
+    return json_response(get_services().batches.source(call.user, call.query("batchId")))
+
+
 create_batch = Endpoint(create_batch_handler, methods=["POST"], authenticate=_batch_user, max_body_bytes=_max_body)
 batch_status = Endpoint(batch_status_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
 batch_list = Endpoint(batch_list_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
 batch_options = Endpoint(batch_options_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
 batch_results = Endpoint(batch_results_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
 cancel_batch = Endpoint(cancel_batch_handler, methods=["POST"], authenticate=_batch_user, max_body_bytes=_max_body)
+upload_url = Endpoint(upload_url_handler, methods=["POST"], authenticate=_batch_user, max_body_bytes=lambda: 16 * 1024)
+batch_source = Endpoint(batch_source_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
 
 
 # --- queue and cron -----------------------------------------------------------------

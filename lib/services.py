@@ -11,16 +11,21 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from lib.batches import BatchService
+from lib.batch_files import BatchFiles
+from lib.batches import BatchService, _item_docs
 from lib.chat.service import ChatProcessingService, Providers
+from lib.direct_upload import DirectUploads
 from lib.execution import EngineConfig, StepEngine
-from lib.providers.registry import build_ai_provider, build_search_provider
+from lib.ingestion import IngestionStep
+from lib.providers.registry import build_ai_provider, build_search_provider, citation_session
 from lib.queue import QStashStepQueue, StepQueue
 from lib.settings import Settings
+from lib.storage import Storage
 from lib.store.batches import BatchStore
 from lib.store.chats import ChatStore
 from lib.store.client import Store, get_client
 from lib.store.limits import LimitStore
+from lib.store.objects import ObjectRecords
 from lib.store.users import UserStore
 
 if TYPE_CHECKING:
@@ -43,6 +48,7 @@ class Services:
     batches: BatchService
     engine: StepEngine
     now: Callable[[], datetime]
+    files: BatchFiles | None = None  # object storage (None: S3_BUCKET not set)
 
 
 def build_services(settings: Settings, *, queue: StepQueue | None = None,
@@ -61,21 +67,36 @@ def build_services(settings: Settings, *, queue: StepQueue | None = None,
     chat = ChatProcessingService(
         chats, users.enabled_overrides, providers,
         max_message_chars=settings.max_message_chars, history_turns=settings.history_turns, now=now,
+        check_citations=settings.citation_check, citation_session=citation_session(settings),
     )
-    engine = StepEngine(
-        batch_store, chat, queue,
-        EngineConfig(
-            max_attempts=settings.max_attempts,
-            step_budget_seconds=settings.step_budget_seconds,
-            function_max_duration=settings.function_max_duration,
-            lease_seconds=settings.step_lease_seconds,
-        ),
-        now,
+    config = EngineConfig(
+        max_attempts=settings.max_attempts,
+        step_budget_seconds=settings.step_budget_seconds,
+        function_max_duration=settings.function_max_duration,
+        lease_seconds=settings.step_lease_seconds,
     )
+    files = build_batch_files(settings, store, batch_store, now)
+    uploads = DirectUploads(files, max_bytes=settings.max_upload_bytes_direct, now=now) if files else None
+    # The rows of a direct upload are written by steps, with the same item builder as create's.
+    ingestion = IngestionStep(batch_store, files, queue, config, now, item_docs=_item_docs,
+                              window_rows=settings.ingest_window_rows,
+                              chunk_rows=settings.ingest_chunk_rows) if files else None
+    engine = StepEngine(batch_store, chat, queue, config, now, ingestion=ingestion)
     return Services(
         settings=settings, store=store, users=users, chats=chats, batch_store=batch_store, queue=queue, chat=chat,
-        batches=BatchService(batch_store, LimitStore(store), queue, settings, now), engine=engine, now=now,
+        batches=BatchService(batch_store, LimitStore(store), queue, settings, now, files=files, uploads=uploads),
+        engine=engine, now=now, files=files,
     )
+
+
+def build_batch_files(settings: Settings, store: Store, batch_store: BatchStore,
+                      now: Callable[[], datetime]) -> BatchFiles | None:
+    """The batches' files in object storage, or None when S3_BUCKET is not set."""
+    if settings.s3_bucket is None:
+        return None
+    storage = Storage(settings.s3_bucket, region=settings.s3_region, endpoint_url=settings.s3_endpoint_url,
+                      credentials=settings.storage_credentials())
+    return BatchFiles(storage, ObjectRecords(store), batch_store, retention_days=settings.retention_days, now=now)
 
 
 _services: Services | None = None

@@ -8,8 +8,9 @@ every variable once and raises `ConfigError` naming the first one that is wrong.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -141,6 +142,7 @@ class Settings:
     max_message_chars: int = 4000
     max_batch_rows: int = 10_000
     history_turns: int = 10
+    citation_check: bool = False  # a live HEAD/GET of each answer's citation (ai-answers.md §1 stage 9)
     max_active_batches: int = 5
     create_rate_per_minute: int = 10
     # Engine
@@ -151,6 +153,21 @@ class Settings:
     lease_seconds: int = 0  # 0: derived from function_max_duration
     sweep_stale_after: int = 0  # 0: derived from the lease
     log_level: str = "INFO"
+    # Object storage (optional: without S3_BUCKET uploads go through create only, no source is kept
+    # and results are not offered by link). Credentials: the AWS_* variables, else boto3's default
+    # chain (a role).
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_endpoint_url: str | None = None  # an S3-compatible server (moto's locally)
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+    max_upload_bytes_direct: int = 100 * 1024 * 1024  # a presigned upload straight to storage
+    max_batch_rows_direct: int = 100_000  # rows of a file uploaded that way
+    retention_days: int = 30  # sources and exports are deleted from storage after this
+    export_link_rows: int = 2_000  # past this many rows the page and the CLI fetch results by link
+    ingest_window_rows: int = 20_000  # rows of a direct upload one ingestion step reads in (held in memory)
+    ingest_chunk_rows: int = 1_000  # rows written at a time (the mark moves after each chunk)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -209,6 +226,7 @@ class Settings:
             max_message_chars=r.int("MAX_MESSAGE_CHARS", 4000, low=10, high=100_000),
             max_batch_rows=r.int("MAX_BATCH_ROWS", 10_000, low=1, high=1_000_000),
             history_turns=r.int("HISTORY_TURNS", 10, low=0, high=100),
+            citation_check=r.bool("CITATION_CHECK", False),
             max_active_batches=r.int("MAX_ACTIVE_BATCHES_PER_USER", 5, low=1, high=1000),
             create_rate_per_minute=r.int("CREATE_RATE_PER_MINUTE", 10, low=1, high=10_000),
             batch_concurrency=r.int("BATCH_CONCURRENCY", 4, low=1, high=MAX_CONCURRENCY),
@@ -218,6 +236,7 @@ class Settings:
             lease_seconds=r.int("STEP_LEASE_SECONDS", 0, low=0, high=3600),
             sweep_stale_after=r.int("SWEEP_STALE_SECONDS", 0, low=0, high=86_400),
             log_level=r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            **_storage(r),
         )
         settings._check_consistency()
         return settings
@@ -262,6 +281,17 @@ class Settings:
         return tuple(names)
 
     @property
+    def storage_configured(self) -> bool:
+        """Whether object storage is set up (direct uploads, kept sources, exports by link)."""
+        return self.s3_bucket is not None
+
+    def storage_credentials(self) -> dict[str, str]:
+        """Explicit AWS credentials for boto3 (empty: its default chain)."""
+        pairs = {"aws_access_key_id": self.aws_access_key_id, "aws_secret_access_key": self.aws_secret_access_key,
+                 "aws_session_token": self.aws_session_token}
+        return {name: value for name, value in pairs.items() if value}
+
+    @property
     def step_budget_seconds(self) -> float:
         """How long one step may work before it must wrap up and return."""
         return self.function_max_duration - self.step_safety_seconds
@@ -287,6 +317,39 @@ def _mongodb_uri(r: _Reader) -> str:
     if not uri.startswith(("mongodb://", "mongodb+srv://")):
         raise ConfigError("MONGODB_URI must start with mongodb:// or mongodb+srv://")
     return uri
+
+
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION_NAME = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]")
+
+
+def _storage(r: _Reader) -> dict[str, Any]:
+    """The object storage settings (S3_*, AWS_*, and the limits that only apply with storage)."""
+    bucket = r.str("S3_BUCKET")
+    if bucket is not None and not _BUCKET_NAME.fullmatch(bucket):
+        raise ConfigError(f"S3_BUCKET must be an S3 bucket name (3-63 of a-z 0-9 . -), got {bucket!r}")
+    region = r.str("S3_REGION") or r.str("AWS_REGION") or "us-east-1"
+    if not _REGION_NAME.fullmatch(region):
+        raise ConfigError(f"S3_REGION must be an AWS region such as ca-central-1, got {region!r}")
+    key_id, secret = r.str("AWS_ACCESS_KEY_ID"), r.str("AWS_SECRET_ACCESS_KEY")
+    if (key_id is None) != (secret is None):
+        raise ConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together (or neither: a role)")
+    return {
+        "s3_bucket": bucket,
+        "s3_region": region,
+        "s3_endpoint_url": r.url("S3_ENDPOINT_URL"),
+        "aws_access_key_id": key_id,
+        "aws_secret_access_key": secret,
+        "aws_session_token": r.str("AWS_SESSION_TOKEN"),
+        # A direct upload is downloaded to /tmp (512 MB on Vercel) to be read.
+        "max_upload_bytes_direct": r.int("MAX_UPLOAD_BYTES_DIRECT", 100 * 1024 * 1024, low=1024,
+                                         high=400 * 1024 * 1024),
+        "max_batch_rows_direct": r.int("MAX_BATCH_ROWS_DIRECT", 100_000, low=1, high=1_000_000),
+        "retention_days": r.int("RETENTION_DAYS", 30, low=1, high=3650),
+        "export_link_rows": r.int("EXPORT_LINK_ROWS", 2_000, low=1, high=10_000_000),
+        "ingest_window_rows": r.int("INGEST_WINDOW_ROWS", 20_000, low=1, high=1_000_000),
+        "ingest_chunk_rows": r.int("INGEST_CHUNK_ROWS", 1_000, low=1, high=100_000),
+    }
 
 
 def _jwt_secret(r: _Reader) -> str:

@@ -17,14 +17,16 @@ import sys
 import traceback
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import IO, TYPE_CHECKING, Any, Literal
+from xml.etree.ElementTree import iterparse
 
 import openpyxl
-from openpyxl.cell.read_only import EMPTY_CELL
+from openpyxl.worksheet._reader import WorkSheetParser
+from openpyxl.xml.constants import SHEET_MAIN_NS
 
-from lib.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from lib.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 if TYPE_CHECKING:
     from openpyxl.worksheet._read_only import ReadOnlyWorksheet
@@ -61,6 +63,11 @@ _DELIMITERS = (",", ";", "\t")
 # a question do not split it. The csv module still honours quotes.
 _NO_DELIMITER_CANDIDATES = ("\x1f", "\x1e", "\x1d", "\x1c")
 _DELIMITER_SCAN_CHARS = 65_536
+# Mixed encodings: a line that is valid UTF-8 counts as UTF-8 evidence only if its
+# non-ASCII characters are accented Latin letters or typographic punctuation; a line of a
+# Windows-1252 file is valid UTF-8 only by accident ("Ã©"), and then rarely spells those.
+_UTF8_EVIDENCE = frozenset(map(chr, range(0xC0, 0x100))) - {"×", "÷"} | frozenset("œŒ’‘“”«»–—…€\u00a0°")
+MAX_LISTED_ROWS = 20  # row numbers spelled out in one warning's message
 _SAVE_AS_HINT = "Save it as CSV (UTF-8) or as an Excel workbook (.xlsx) and upload it again."
 _EMPTY_MESSAGE = "The file is empty. Upload a CSV or XLSX with a header row and questions."
 
@@ -86,7 +93,19 @@ class ParsedTable:
     chat_column: str | None
     url_column: str | None
     rows: list[ParsedRow]
-    warnings: list[str]
+    # {"code", "message", "rowNumber"} each (rowNumber None when about many rows; then
+    # "rowNumbers" or "count"): BLANK_QUESTION, MORE_BLANK_QUESTIONS, MIXED_ENCODING
+    warnings: list[dict[str, Any]]
+    delimiter: str | None = None  # the CSV's delimiter (`,` `;` or tab; `,` for one column); None for XLSX
+
+
+@dataclass(frozen=True)
+class DecodedText:
+    """A CSV's text, and which of its lines (0-based, as `io.StringIO(text, newline="")` splits
+    them) were read as Windows-1252 in a file otherwise UTF-8."""
+
+    text: str
+    fallback_lines: frozenset[int] = frozenset()
 
 
 def parse_upload(
@@ -107,8 +126,16 @@ def parse_upload(
         # One column past the limit is enough to tell that a sheet is too wide.
         with _first_sheet(data, max_columns + 1) as records:
             return _build_table("xlsx", records, max_rows, max_columns, max_cell_chars)
-    records = _csv_records(_decode_text(data))
-    return _build_table("csv", records, max_rows, max_columns, max_cell_chars)
+    decoded = _decode_text(data)
+    delimiter = detect_delimiter(decoded.text)
+    fallback_rows: list[int] = []
+    records = _csv_records(decoded, delimiter, fallback_rows)
+    table = _build_table("csv", records, max_rows, max_columns, max_cell_chars)
+    return replace(
+        table,
+        delimiter=delimiter if delimiter in _DELIMITERS else ",",
+        warnings=_encoding_warnings(fallback_rows) + table.warnings,
+    )
 
 
 def detect_file_type(data: bytes, filename: str | None) -> Literal["csv", "xlsx"]:
@@ -137,24 +164,57 @@ def detect_file_type(data: bytes, filename: str | None) -> Literal["csv", "xlsx"
 # ---------------------------------------------------------------------------- CSV
 
 
-def _decode_text(data: bytes) -> str:
-    """Decode UTF-8 (BOM optional), UTF-16 with a BOM, or else Windows-1252."""
+def _decode_text(data: bytes) -> DecodedText:
+    """Decode UTF-8 (BOM optional), UTF-16 with a BOM, or else Windows-1252, line by line if mixed."""
     try:
         if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            text = data.decode("utf-16")  # the BOM picks the byte order and is dropped
+            decoded = DecodedText(data.decode("utf-16"))  # the BOM picks the byte order and is dropped
         else:
             body = data.removeprefix(b"\xef\xbb\xbf")
             try:
-                text = body.decode("utf-8")
+                decoded = DecodedText(body.decode("utf-8"))
             except UnicodeDecodeError:
-                text = body.decode("cp1252")
+                decoded = decode_mixed(body)
     except UnicodeDecodeError as exc:
         raise _unreadable("The file's text encoding could not be read.") from exc
+    text = decoded.text
     if "\x00" in text or _looks_binary(text):
         raise _unreadable("The file contains binary data and is not a readable CSV.")
-    if not text.lstrip("\ufeff").strip():
+    body = text.lstrip("\ufeff")
+    if not body or body.isspace():  # not `.strip()`: that copies the whole text (60 MB for a 60 MB file)
         raise BadRequest(_EMPTY_MESSAGE, code="EMPTY_FILE")
-    return text
+    return decoded
+
+
+def decode_mixed(body: bytes) -> DecodedText:
+    """Bytes that are not UTF-8 throughout: Windows-1252, or UTF-8 with some Windows-1252 lines.
+
+    A file is taken as mixed when its lines of UTF-8 accents are at least as many as its
+    lines that are not UTF-8 (an editor that saved a few lines in the wrong encoding):
+    then each line is read in the encoding it is valid in. Otherwise it is a Windows-1252
+    file, read as such with no warning (a usual Excel "CSV" export). Splitting on line
+    breaks is safe: neither encoding uses the bytes CR and LF inside a character.
+    """
+    lines = body.splitlines(keepends=True)
+    texts: list[str | None] = []
+    for line in lines:
+        try:
+            texts.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            texts.append(None)
+    fallback = frozenset(index for index, text in enumerate(texts) if text is None)
+    evidence = sum(1 for text in texts if text is not None and _utf8_accents(text))
+    if evidence < max(1, len(fallback)):
+        return DecodedText(body.decode("cp1252"))
+    return DecodedText(
+        "".join(line.decode("cp1252") if text is None else text for line, text in zip(lines, texts)), fallback
+    )
+
+
+def _utf8_accents(text: str) -> bool:
+    """Whether the text has non-ASCII characters, all of them accents or typography."""
+    others = [char for char in text if not char.isascii()]
+    return bool(others) and all(char in _UTF8_EVIDENCE for char in others)
 
 
 def _unreadable(problem: str) -> BadRequest:
@@ -185,12 +245,41 @@ def detect_delimiter(text: str) -> str:
     return next((c for c in _NO_DELIMITER_CANDIDATES if c not in text), ",")
 
 
-def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield (row number, cells) for every record, blank lines included."""
-    delimiter = detect_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=False)
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _text_lines(text: str) -> Iterator[str]:
+    """The lines of `text` with their ends, split as `io.StringIO(text, newline="")` splits them.
+
+    Without the copy: StringIO holds 4 bytes a character, 240 MB for a 60 MB CSV.
+    """
+    start = 0
+    for match in _LINE_END.finditer(text):
+        yield text[start:match.end()]
+        start = match.end()
+    if start < len(text):
+        yield text[start:]
+
+
+def _csv_records(
+    decoded: DecodedText, delimiter: str, fallback_rows: list[int]
+) -> Iterator[tuple[int, list[str]]]:
+    """Yield (row number, cells) for every record, blank lines included.
+
+    The number of each record with a line read as Windows-1252 is appended to `fallback_rows`.
+    """
+    lines_read = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal lines_read
+        for line in _text_lines(decoded.text):
+            lines_read += 1
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter, quotechar='"', strict=False)
     row_number = 0
     while True:
+        first_line = lines_read
         try:
             cells = next(reader)
         except StopIteration:
@@ -205,17 +294,26 @@ def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
                 ) from exc
             raise _unreadable(f"The CSV could not be read ({exc}).") from exc
         row_number += 1
+        if decoded.fallback_lines and not decoded.fallback_lines.isdisjoint(range(first_line, lines_read)):
+            fallback_rows.append(row_number)
         yield row_number, cells
 
 
 # ---------------------------------------------------------------------------- XLSX
+
+# Excel's own sheet limits: a row or a column past them was not written by a spreadsheet.
+EXCEL_MAX_ROWS = 1_048_576
+EXCEL_MAX_COLUMNS = 16_384  # column XFD
+_ROW_TAG = f"{{{SHEET_MAIN_NS}}}row"
+_CELL_TAG = f"{{{SHEET_MAIN_NS}}}c"
+_RESAVE_HINT = "Open it in Excel, save it as .xlsx again (or as CSV) and upload it again."
 
 
 @contextlib.contextmanager
 def _first_sheet(data: bytes, max_columns: int) -> Iterator[Iterator[tuple[int, list[str]]]]:
     """Open the workbook and give the (row number, cells) of its first sheet; closes it after.
 
-    Cells right of column `max_columns` are never read.
+    Cells right of column `max_columns` are never kept.
     """
     _check_zip(data)
     try:
@@ -226,50 +324,111 @@ def _first_sheet(data: bytes, max_columns: int) -> Iterator[Iterator[tuple[int, 
         except Exception as exc:  # openpyxl raises many types (KeyError, ValueError, XML errors) on bad files
             raise _unreadable("The file could not be read as an Excel workbook.") from _without_frames(exc)
         try:
-            yield _sheet_records(workbook.worksheets[0], max_columns) if workbook.worksheets else iter(())
+            if not workbook.worksheets:
+                yield iter(())
+                return
+            with workbook.worksheets[0]._get_source() as source:  # the sheet's XML, inflated as it is read
+                yield _sheet_records(_cell_parser(workbook.worksheets[0], source), max_columns)
         finally:
             workbook.close()
     finally:
         _collect_xml_parsers()
 
 
-def _sheet_records(sheet: ReadOnlyWorksheet, max_columns: int) -> Iterator[tuple[int, list[str]]]:
-    """(row number, cells) of every row, blank ones included, as the CSV reader gives them."""
-    sheet.reset_dimensions()  # else a wrong <dimension> pads every row to its width
-    # At most `max_columns` cells a row: openpyxl pads a row out to its last cell, so rows
-    # that each hold one empty cell in column XFD would otherwise cost 16,384 cells apiece.
-    rows = sheet.iter_rows(values_only=True, max_col=max_columns)
+def _cell_parser(sheet: ReadOnlyWorksheet, source: IO[bytes]) -> WorkSheetParser:
+    """openpyxl's own cell reader for the sheet: shared strings, dates, cached formula values."""
+    book = sheet.parent
+    return WorkSheetParser(source, sheet._shared_strings, data_only=True, epoch=book.epoch,
+                           date_formats=book._date_formats, timedelta_formats=book._timedelta_formats)
+
+
+def _sheet_records(parser: WorkSheetParser, max_columns: int) -> Iterator[tuple[int, list[str]]]:
+    """(row number, cells) of every row in the sheet's XML, trailing empty cells dropped."""
     row_number, header_seen = 0, False
-    while True:
-        try:
-            values = next(rows)
-        except StopIteration:
-            return
-        except Exception as exc:  # a malformed sheet fails while it is being streamed
-            raise _unreadable(f"The first sheet could not be read after row {row_number}.") from _without_frames(exc)
-        row_number += 1
-        # Trailing empty cells dropped; a blank row (openpyxl makes one up for every row
-        # missing from the XML too) is told at C speed.
-        end = 0 if values.count(None) == len(values) else len(values)
-        while end and values[end - 1] is None:
-            end -= 1
-        cells = [_cell_text(value) for value in values[:end]]
-        if not header_seen and any(map(_clean, cells)):
-            # The header's empty cells count (a formatted header cell is in the file): the
-            # cells of a data row under them are not past the header.
-            header_seen = True
-            cells += [""] * (_width_in_file(sheet, row_number, max_columns) - len(cells))
-        yield row_number, cells
-
-
-def _width_in_file(sheet: ReadOnlyWorksheet, row_number: int, max_columns: int) -> int:
-    """The cells row `row_number` has in the file, empty ones included, up to `max_columns`."""
     try:
-        for cells in sheet.iter_rows(min_row=row_number, max_row=row_number, max_col=max_columns):
-            return max((i + 1 for i, cell in enumerate(cells) if cell is not EMPTY_CELL), default=0)
-    except Exception as exc:  # as in _sheet_records
-        raise _unreadable(f"The first sheet could not be read at row {row_number}.") from _without_frames(exc)
-    return 0
+        for row_number, values, width in _sheet_rows(parser, max_columns):
+            last = max((column for column, value in values.items() if value is not None), default=0)
+            cells = [_cell_text(values.get(column)) for column in range(1, last + 1)]
+            if not header_seen and any(map(_clean, cells)):
+                # The header's empty cells count (a formatted header cell is in the file): the
+                # cells of a data row under them are not past the header.
+                header_seen = True
+                cells += [""] * (width - len(cells))
+            yield row_number, cells
+    except AppError:
+        raise
+    except Exception as exc:  # a malformed sheet fails while it is being streamed
+        raise _unreadable(f"The first sheet could not be read after row {row_number}.") from _without_frames(exc)
+
+
+def _sheet_rows(parser: WorkSheetParser, max_columns: int) -> Iterator[tuple[int, dict[int, object], int]]:
+    """(row number, {column: value}, cells in the file) of each row, columns up to `max_columns`.
+
+    Only the rows the XML holds, numbered by their `r`: openpyxl's row reader makes up
+    every missing row, so one row claiming to be row 9,999,999,999 took minutes. Work
+    follows the bytes: each element is dropped once read, and a row or column past
+    Excel's limits is refused when met. As openpyxl does, a row numbered at or before
+    the previous one is skipped.
+    """
+    previous, row, values, width = 0, None, {}, 0
+    open_elements: list[Any] = []
+    for event, element in iterparse(parser.source, events=("start", "end")):
+        if event == "start":
+            if element.tag == _ROW_TAG and row is None:
+                row, values, width = element, {}, 0
+                parser.row_counter, parser.col_counter = _row_number(element.get("r"), parser.row_counter), 0
+            open_elements.append(element)
+            continue
+        open_elements.pop()
+        if element is row:
+            if parser.row_counter > previous:
+                previous = parser.row_counter
+                yield parser.row_counter, values, width
+            row = None
+        elif element.tag == _CELL_TAG and row is not None and open_elements[-1] is row:
+            cell = _checked_column(parser.parse_cell(element), parser.row_counter)
+            if 1 <= cell["column"] <= max_columns:
+                values[cell["column"]] = cell["value"]
+                width = max(width, cell["column"])
+        elif len(open_elements) > 2:
+            continue  # inside a cell (or deeper): its parent reads it
+        if open_elements:
+            open_elements[-1].remove(element)  # read: let it go (a row may hold a million cells)
+
+
+def _row_number(declared: str | None, previous: int) -> int:
+    """A row's number: its `r`, else the one after the previous; past Excel's last row is refused."""
+    if declared is None:
+        number = previous + 1
+    else:
+        try:
+            number = int(declared)
+        except ValueError:
+            value = float(declared)  # "1e3" is read as openpyxl reads it; "x" is unreadable
+            if not value.is_integer():
+                raise
+            number = int(value)
+    if number > EXCEL_MAX_ROWS:
+        shown = f"{number:,}" if number < 10**15 else "above a quadrillion"
+        raise BadRequest(
+            f"The first sheet has a row numbered {shown}, past Excel's last row ({EXCEL_MAX_ROWS:,}). "
+            + _RESAVE_HINT,
+            code="ROW_NUMBER_OUT_OF_RANGE",
+            details={"maxRow": EXCEL_MAX_ROWS},
+        )
+    return number
+
+
+def _checked_column(cell: dict[str, Any], row_number: int) -> dict[str, Any]:
+    """The cell parsed by openpyxl; one right of Excel's last column (XFD) is refused."""
+    if cell["column"] > EXCEL_MAX_COLUMNS:
+        raise BadRequest(
+            f"Row {row_number} of the first sheet has a cell in column {cell['column']:,}, past Excel's last "
+            f"column (XFD, {EXCEL_MAX_COLUMNS:,}). " + _RESAVE_HINT,
+            code="COLUMN_OUT_OF_RANGE",
+            details={"row": row_number, "maxColumn": EXCEL_MAX_COLUMNS},
+        )
+    return cell
 
 
 # CPython before 3.12.2 crashes at interpreter exit when it frees an XML parser that met
@@ -349,13 +508,13 @@ def _find_column(headers: list[str], accepted: Iterable[str]) -> int | None:
 
 def _unique_names(headers: list[str], positions: list[int]) -> list[str]:
     """Name blank headers `Column N` and suffix repeats ` (2)`, ` (3)`; given names keep priority."""
-    given = {header for header in headers if header}
+    given = {header for header in headers if header.strip()}
     names: list[str] = []
     for header, position in zip(headers, positions):
-        if header and header not in names:
+        if header.strip() and header not in names:
             names.append(header)
             continue
-        base = header or f"Column {position + 1}"
+        base = header if header.strip() else f"Column {position + 1}"
         name, suffix = base, 1
         while name in names or (name != header and name in given):
             suffix += 1
@@ -371,6 +530,28 @@ def _build_table(
     max_columns: int,
     max_cell_chars: int,
 ) -> ParsedTable:
+    kept: list[tuple[int, list[str]]] = []
+    layout = _scan_table(file_type, records, max_rows, max_columns, max_cell_chars, keep=kept.append)
+    return ParsedTable(
+        file_type=file_type,
+        columns=list(layout.columns),
+        question_column=layout.question_column,
+        chat_column=layout.chat_column,
+        url_column=layout.url_column,
+        rows=[_layout_row(layout, row_number, row) for row_number, row in kept],
+        warnings=layout.warnings,
+    )
+
+
+def _scan_table(
+    file_type: Literal["csv", "xlsx"],
+    records: Iterator[tuple[int, list[str]]],
+    max_rows: int,
+    max_columns: int,
+    max_cell_chars: int,
+    keep: Callable[[tuple[int, list[str]]], None] | None = None,
+) -> TableLayout:
+    """Check every record and find the columns; each row with a question goes to `keep` (if given)."""
     header_row, cells = _read_header(records)
     headers = _trim(cells)
     _check_width(len(headers), max_columns)
@@ -386,7 +567,7 @@ def _build_table(
             details={"accepted": list(QUESTION_HEADERS), "found": found},
         )
 
-    kept: list[tuple[int, list[str]]] = []
+    kept = 0
     skipped: list[int] = []
     used: set[int] = set()  # positions with a value in some kept row
     for row_number, raw in records:
@@ -404,9 +585,11 @@ def _build_table(
         if question_index >= len(row) or not row[question_index]:
             skipped.append(row_number)
             continue
-        kept.append((row_number, row))
+        kept += 1
+        if keep is not None:
+            keep((row_number, row))
         used.update(position for position, value in enumerate(row) if value)
-        if len(kept) > max_rows:
+        if kept > max_rows:
             raise BadRequest(
                 f"The file has more than {max_rows} questions. Split it into files of at most {max_rows} rows.",
                 code="TOO_MANY_ROWS",
@@ -422,39 +605,40 @@ def _build_table(
     positions = [p for p in range(len(cells)) if (p < len(headers) and headers[p]) or p in used]
     _check_width(len(positions), max_columns)
     given = [headers[p] if p < len(headers) else "" for p in positions]
-    names = dict(zip(positions, _unique_names(given, positions)))
-    chat_index = _find_column(headers, CHAT_HEADERS)
-    url_index = _find_column(headers, URL_HEADERS)
-
-    rows = []
-    for row_number, row in kept:
-        row = row + [""] * (len(cells) - len(row))
-        rows.append(
-            ParsedRow(
-                row_number=row_number,
-                question=row[question_index],
-                chat_label=_optional(row, chat_index),
-                referring_url=_optional(row, url_index),
-                original={name: row[p] for p, name in names.items()},
-            )
-        )
-    return ParsedTable(
+    return TableLayout(
         file_type=file_type,
-        columns=list(names.values()),
-        question_column=names[question_index],
-        chat_column=names[chat_index] if chat_index is not None else None,
-        url_column=names[url_index] if url_index is not None else None,
-        rows=rows,
+        header_row=header_row,
+        header_width=len(cells),
+        question_index=question_index,
+        chat_index=_find_column(headers, CHAT_HEADERS),
+        url_index=_find_column(headers, URL_HEADERS),
+        positions=tuple(positions),
+        columns=tuple(_unique_names(given, positions)),
+        row_count=kept,
         warnings=_skipped_warnings(skipped),
+    )
+
+
+def _layout_row(layout: TableLayout, row_number: int, row: list[str]) -> ParsedRow:
+    """A kept record (cleaned, trimmed) as a row of the table."""
+    row = row + [""] * (layout.header_width - len(row))
+    return ParsedRow(
+        row_number=row_number,
+        question=row[layout.question_index],
+        chat_label=_optional(row, layout.chat_index),
+        referring_url=_optional(row, layout.url_index),
+        original={name: row[p] for p, name in zip(layout.positions, layout.columns)},
     )
 
 
 def _read_header(records: Iterator[tuple[int, list[str]]]) -> tuple[int, list[str]]:
     """The first record with a value: its row number and its cleaned cells."""
     for row_number, raw in records:
-        cells = [_clean(cell) for cell in raw]
-        if any(cells):
-            cells[0] = cells[0].lstrip("\ufeff").strip()
+        # Headers come back exactly as written (a trailing space included): only control
+        # characters go. Columns are matched by `normalise_header`, which ignores spaces.
+        cells = [_CONTROL_CHARS.sub("", cell) for cell in raw]
+        if any(cell.strip() for cell in cells):
+            cells[0] = cells[0].lstrip("\ufeff")
             return row_number, cells
     raise BadRequest(_EMPTY_MESSAGE, code="EMPTY_FILE")
 
@@ -463,11 +647,32 @@ def _optional(row: list[str], index: int | None) -> str | None:
     return (row[index] or None) if index is not None else None
 
 
-def _skipped_warnings(row_numbers: list[int]) -> list[str]:
-    shown = [f"Row {n}: the question is blank; the row was skipped." for n in row_numbers[:MAX_ROW_WARNINGS]]
+def _skipped_warnings(row_numbers: list[int]) -> list[dict[str, Any]]:
+    """One BLANK_QUESTION warning a skipped row, up to MAX_ROW_WARNINGS, then one for the rest."""
+    shown: list[dict[str, Any]] = [
+        {"code": "BLANK_QUESTION", "rowNumber": n, "message": f"Row {n}: the question is blank; the row was skipped."}
+        for n in row_numbers[:MAX_ROW_WARNINGS]
+    ]
     if len(row_numbers) > MAX_ROW_WARNINGS:
-        shown.append(f"{len(row_numbers) - MAX_ROW_WARNINGS} more rows with a blank question were skipped.")
+        more = len(row_numbers) - MAX_ROW_WARNINGS
+        shown.append({"code": "MORE_BLANK_QUESTIONS", "rowNumber": None, "count": more,
+                      "message": f"{more} more rows with a blank question were skipped."})
     return shown
+
+
+def _encoding_warnings(row_numbers: list[int]) -> list[dict[str, Any]]:
+    """The MIXED_ENCODING warning naming the rows read as Windows-1252, if there are any."""
+    if not row_numbers:
+        return []
+    listed = ", ".join(map(str, row_numbers[:MAX_LISTED_ROWS]))
+    if len(row_numbers) > MAX_LISTED_ROWS:
+        listed += f" and {len(row_numbers) - MAX_LISTED_ROWS} more"
+    if len(row_numbers) == 1:
+        message = f"Row {listed} was not valid UTF-8 and was read as Windows-1252; check its accents."
+    else:
+        message = f"Rows {listed} were not valid UTF-8 and were read as Windows-1252; check their accents."
+    return [{"code": "MIXED_ENCODING", "rowNumber": None, "rowNumbers": row_numbers[:MAX_ROW_WARNINGS],
+             "message": message}]
 
 
 def _trim(cells: list[str]) -> list[str]:
@@ -497,3 +702,105 @@ def _check_cell_lengths(row_number: int, cells: list[str], headers: list[str], m
                 code="CELL_TOO_LONG",
                 details={"row": row_number, "column": column[:100], "maxChars": max_cell_chars},
             )
+
+
+# ---------------------------------------------------------------------------- chunked reading
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """What a full read of a file found, without its rows: how to read its rows again.
+
+    A file too big to ingest in one function is checked once (`scan_upload`, with every
+    error `parse_upload` would raise) and then read again by chunks (`iter_upload_rows`):
+    the same bytes and layout give the same rows in the same order every time, so a
+    chunked ingestion resumes at a row index.
+    """
+
+    file_type: Literal["csv", "xlsx"]
+    header_row: int  # the header's row number
+    header_width: int  # cells in the header record (blank ones included)
+    question_index: int
+    chat_index: int | None
+    url_index: int | None
+    positions: tuple[int, ...]  # the file positions of the columns kept...
+    columns: tuple[str, ...]  # ...and their names, made unique
+    row_count: int  # rows with a question
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    delimiter: str | None = None  # as ParsedTable.delimiter
+
+    @property
+    def question_column(self) -> str:
+        return self._name_at(self.question_index)  # type: ignore[return-value]
+
+    @property
+    def chat_column(self) -> str | None:
+        return self._name_at(self.chat_index)
+
+    @property
+    def url_column(self) -> str | None:
+        return self._name_at(self.url_index)
+
+    def _name_at(self, index: int | None) -> str | None:
+        return None if index is None else self.columns[self.positions.index(index)]
+
+    def to_doc(self) -> dict[str, Any]:
+        """The layout as a document to store (warnings are stored with the batch)."""
+        doc = asdict(self)
+        doc.pop("warnings")
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> TableLayout:
+        return cls(**{**doc, "positions": tuple(doc["positions"]), "columns": tuple(doc["columns"])})
+
+    def shell(self) -> ParsedTable:
+        """A table with this layout's columns and no rows (rows are added by chunks)."""
+        return ParsedTable(file_type=self.file_type, columns=list(self.columns), question_column=self.question_column,
+                           chat_column=self.chat_column, url_column=self.url_column, rows=[],
+                           warnings=self.warnings, delimiter=self.delimiter)
+
+
+def scan_upload(
+    data: bytes, filename: str | None, *, max_rows: int, max_columns: int = 200, max_cell_chars: int = 20_000
+) -> TableLayout:
+    """Check an upload as `parse_upload` does, keeping no row; its layout. Raises what it raises."""
+    with _records_of(data, filename, max_columns) as (file_type, records, delimiter, fallback_rows):
+        layout = _scan_table(file_type, records, max_rows, max_columns, max_cell_chars)
+    if file_type == "xlsx":
+        return layout
+    return replace(layout, delimiter=delimiter if delimiter in _DELIMITERS else ",",
+                   warnings=_encoding_warnings(fallback_rows) + layout.warnings)
+
+
+@contextlib.contextmanager
+def iter_upload_rows(data: bytes, layout: TableLayout, *, max_columns: int = 200) -> Iterator[Iterator[ParsedRow]]:
+    """The rows with a question of a file that `scan_upload` accepted, in file order (a stream)."""
+    filename = "upload.xlsx" if layout.file_type == "xlsx" else "upload.csv"
+    with _records_of(data, filename, max_columns) as (_, records, _delimiter, _fallback):
+        yield _layout_rows(records, layout)
+
+
+def _layout_rows(records: Iterator[tuple[int, list[str]]], layout: TableLayout) -> Iterator[ParsedRow]:
+    for row_number, raw in records:
+        if row_number <= layout.header_row:
+            continue
+        row = _trim([_clean(cell) for cell in raw])
+        if row and layout.question_index < len(row) and row[layout.question_index]:
+            yield _layout_row(layout, row_number, row)
+
+
+@contextlib.contextmanager
+def _records_of(
+    data: bytes, filename: str | None, max_columns: int
+) -> Iterator[tuple[Literal["csv", "xlsx"], Iterator[tuple[int, list[str]]], str | None, list[int]]]:
+    """The file's type and records (and for a CSV its delimiter and the rows read as Windows-1252)."""
+    file_type = detect_file_type(data, filename)
+    if file_type == "xlsx":
+        with _first_sheet(data, max_columns + 1) as records:
+            yield "xlsx", records, None, []
+        return
+    decoded = _decode_text(data)
+    delimiter = detect_delimiter(decoded.text)
+    fallback_rows: list[int] = []
+    yield "csv", _csv_records(decoded, delimiter, fallback_rows), delimiter, fallback_rows

@@ -23,7 +23,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
-FINAL_ROW = ("succeeded", "failed", "cancelled")
+FINAL_ROW = ("succeeded", "blocked", "failed", "cancelled")
 FINAL_BATCH = ("processed", "completed_with_errors", "cancelled", "failed")
 _ITEM_FIELDS = {"rowIndex": 1, "status": 1, "startedAt": 1, "interactionId": 1, "chatKey": 1, "chatId": 1}
 
@@ -85,13 +85,14 @@ def _rows_final(check: BatchCheck, items: list[dict[str, Any]]) -> None:
 
 
 def _counters(check: BatchCheck, batch: dict[str, Any]) -> None:
-    pairs = (("processedItems", "succeeded"), ("failedItems", "failed"), ("cancelledItems", "cancelled"))
+    pairs = (("processedItems", "succeeded"), ("blockedItems", "blocked"), ("failedItems", "failed"),
+             ("cancelledItems", "cancelled"))
     for counter, status in pairs:
         if batch.get(counter, 0) != check.rows[status]:
             check.violations.append(f"{counter}={batch.get(counter, 0)} but {check.rows[status]} rows {status}")
     added = sum(batch.get(counter, 0) for counter, _ in pairs)
     if added != check.total:
-        check.violations.append(f"processed+failed+cancelled={added} != totalItems={check.total}")
+        check.violations.append(f"processed+blocked+failed+cancelled={added} != totalItems={check.total}")
 
 
 def _final_status(check: BatchCheck, cancel_requested: bool) -> None:
@@ -110,7 +111,7 @@ def _interactions(db: Database, check: BatchCheck, batch: dict[str, Any], items:
     by_id = {i["interactionId"]: i for i in items}
     found = {d["_id"]: d for d in db.interactions.find(
         {"_id": {"$in": list(by_id)}},
-        {"chatId": 1, "createdAt": 1, "question.redactedText": 1, "search.query": 1},
+        {"chatId": 1, "createdAt": 1, "question.redactedText": 1, "historyIds": 1},
     )}
     succeeded = [i for i in items if i["status"] == "succeeded"]
     without = [i for i in succeeded if i["interactionId"] not in found]
@@ -154,20 +155,19 @@ def _conversation_order(check: BatchCheck, succeeded: list[dict[str, Any]], foun
 
 
 def _conversation_history(check: BatchCheck, found: dict[ObjectId, dict]) -> None:
-    """Each answer was asked with the chat's previous answer as history: a follow-up searches
-    for its question followed by the previous question (lib/chat/service.py), a first turn
-    for its question alone."""
+    """Each answer was asked with the chat's earlier answers as history: the interaction
+    records the ids it was given (`historyIds`), which must be the chat's previous answered
+    turns, in order (a first turn has none)."""
     by_chat: dict[str, list[dict]] = {}
     for doc in found.values():
         by_chat.setdefault(doc["chatId"], []).append(doc)
     wrong = 0
     for docs in by_chat.values():
-        previous = None
+        earlier: list[ObjectId] = []
         for doc in sorted(docs, key=lambda d: d["createdAt"]):
-            question = doc["question"]["redactedText"]
-            expected = question if previous is None else f"{question} {previous}"
-            wrong += doc["search"]["query"] != expected
-            previous = question
+            given = list(doc.get("historyIds") or [])
+            wrong += bool(given != earlier[len(earlier) - len(given):] or (earlier and not given))
+            earlier.append(doc["_id"])
     if wrong:
         check.violations.append(f"{wrong} turns were not given their conversation's previous turn as history")
 

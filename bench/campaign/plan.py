@@ -58,7 +58,8 @@ class CampaignConfig:
     xlsx_share: float = 0.2
     provider_rates: ProviderFaultRates = field(default_factory=ProviderFaultRates)
     queue_faults: QueueFaults = field(default_factory=QueueFaults)
-    stub_latency: tuple[float, float] = (0.05, 0.4)  # seconds, per normal reply
+    # Seconds per normal reply; a row makes about 4 model calls (the pipeline's stages).
+    stub_latency: tuple[float, float] = (0.02, 0.15)
     concurrency: tuple[int, int] = (2, 6)  # per batch
     # The app's engine, shortened so that a dead step's lease expires within the campaign.
     function_max_duration: int = 10
@@ -101,7 +102,7 @@ def quick_config(seed: int = 1) -> CampaignConfig:
     return CampaignConfig(
         seed=seed, batches=5, min_rows=12, max_rows=40, deadline_seconds=85.0, upload_window_seconds=6.0,
         chaos_window_seconds=16.0, app_kills=1, db_stops=1, cancels=1, search_outages=1,
-        stub_latency=(0.15, 0.5), concurrency=(2, 3), function_max_duration=8, step_safety_seconds=3.0,
+        stub_latency=(0.04, 0.12), concurrency=(2, 3), function_max_duration=8, step_safety_seconds=3.0,
         sweep_interval=3.0, app_down_seconds=(0.3, 1.0), db_down_seconds=(2.0, 3.0),
         search_outage_seconds=(2.0, 4.0), cancel_after_seconds=(1.5, 3.0),
     )

@@ -1,7 +1,11 @@
-"""The provider stub's fault rule: per-request faults at the configured rates, search outages.
+"""The provider stub's fault rule: faults at the configured rates per row, search outages.
 
+A row of the pipeline makes several model calls (PII screening, query rewrite,
+department, answer...). Each call draws its fault at the configured rate divided by
+`CALLS_PER_ROW`, so that a row meets about the configured share of faults whichever
+stage they hit (1 - (1 - p/4)^4 is within a few percent of p), and every stage meets them.
 An AI request's fate is drawn from a generator seeded by the campaign's seed, the
-request's provider and question, and how many times that question was asked before, so
+request's provider, stage and question, and how many times that was asked before, so
 the same request meets the same fault in every run of a seed, whatever the thread
 timing. Search outages are windows of campaign time in which every search request is
 answered 503.
@@ -24,6 +28,8 @@ SERVER_ERRORS = (500, 502, 503, 504)
 RETRY_AFTER_SECONDS = (1, 1, 2, 6)
 # How much a "read timeout" reply overshoots the app's read timeout.
 TIMEOUT_OVERSHOOT_SECONDS = 0.6
+# Model calls an English row makes in the pipeline (lib/chat/stages/pipeline.py).
+CALLS_PER_ROW = 4
 
 
 class ProviderChaos:
@@ -46,7 +52,7 @@ class ProviderChaos:
             return self._search(request)
         if request.api is None:
             return None
-        key = f"{request.api}|{request.question}"
+        key = f"{request.api}|{request.stage}|{request.question}"
         with self._lock:
             occurrence = self._asked[key]
             self._asked[key] += 1
@@ -59,7 +65,7 @@ class ProviderChaos:
         return fault
 
     def _draw(self, rng: random.Random) -> tuple[str | None, Fault]:
-        r, rates = rng.random(), self.rates
+        r, rates = rng.random() * CALLS_PER_ROW, self.rates
         if r < (edge := rates.server_error):
             return "ai 5xx", Fault.status(rng.choice(SERVER_ERRORS))
         if r < (edge := edge + rates.rate_limited):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
+from bench.campaign.providers import CALLS_PER_ROW
 from bench.campaign.runner import CampaignReport
 
 WIDTH = 78
@@ -37,7 +38,10 @@ def _faults(report: CampaignReport) -> list[str]:
     qf = c.queue_faults
 
     def share(kind: str) -> str:
-        return f"{100 * p.get(kind, 0) / ai:.1f} % of {ai} AI requests" if ai else ""
+        if not ai:
+            return ""
+        per_call = 100 * p.get(kind, 0) / ai
+        return f"{per_call:.1f} % of {ai} AI requests (~{per_call * CALLS_PER_ROW:.0f} % of rows)"
 
     windows = ", ".join(f"{w.start:.0f}-{w.end:.0f}s" for w in report.schedule.search_outages)
     kills = [e for e in report.events if e.kind == "app-kill"]

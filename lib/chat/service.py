@@ -1,34 +1,44 @@
-"""The chat pipeline: one message in, one answer out, the same for a live chat and a batch row."""
+"""The chat pipeline: one message in, one answer (or a block) out, the same for a live chat and a batch row.
+
+`ChatProcessingService.process_message` runs the stages of ai-answers.md §1
+(`lib.chat.stages.pipeline`) on the message and its chat's history, and records what
+comes back (`lib.chat.record`). A question the assistant refuses by design is a
+result (`ChatResult.blocked_by`), never stored in clear.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
+import requests
 from bson import ObjectId
 
-from lib.chat.prompts import build_system_prompt, parse_answer
-from lib.chat.redaction import redact
-from lib.errors import BadRequest, NotFound, UpstreamError
+from lib.chat.record import answer_fields, interaction_doc
+from lib.chat.stages.base import Blocked
+from lib.chat.stages.pipeline import PipelineOptions, Turn, run_pipeline
+from lib.errors import BadRequest, NotFound, UnprocessableEntity, UpstreamError
 from lib.models import PromptOverride, User
-from lib.providers.base import AIProvider, ChatTurn, CompletionRequest, SearchProvider, SearchResult
+from lib.providers.base import AIProvider, SearchProvider
 from lib.store.chats import ChatStore
 from lib.store.ids import new_chat_id, to_object_id
 
 LANGUAGES = ("en", "fr")
 _OVERRIDE_CACHE_SECONDS = 10.0
+# An override under this key (or any key that is not a department's) applies to every answer.
+GENERAL_OVERRIDE_KEYS = ("systemPrompt", "default", "")
 
 
 @dataclass(frozen=True)
 class ChatResult:
     chat_id: str
     interaction_id: str
-    answer: str
+    answer: str | None
     citation_url: str | None
     redacted_question: str
     model: str
@@ -40,6 +50,12 @@ class ChatResult:
     turns: tuple[dict[str, Any], ...] = ()
     # With `record=False`: the interaction document the caller is to write (None if it exists).
     interaction: dict[str, Any] | None = None
+    # The answer columns of a result row (api.md): language, English question, answer type...
+    fields: dict[str, Any] = field(default_factory=dict)
+    # A refused question: by which check (api.md `blockedBy`), and where to send the user instead.
+    blocked_by: str | None = None
+    fallback_url: str | None = None
+    tokens_by_stage: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,8 @@ class ChatProcessingService:
         max_message_chars: int,
         history_turns: int,
         now: Callable[[], datetime],
+        check_citations: bool = False,
+        citation_session: requests.Session | None = None,
     ):
         self.chats = chats
         self.load_overrides = load_overrides
@@ -78,6 +96,8 @@ class ChatProcessingService:
         self.max_message_chars = max_message_chars
         self.history_turns = history_turns
         self.now = now
+        self.check_citations = check_citations
+        self.citation_session = citation_session
         self._override_cache: dict[str, tuple[float, list[PromptOverride]]] = {}
 
     def process_message(
@@ -97,10 +117,13 @@ class ChatProcessingService:
     ) -> ChatResult:
         """Answer one message in the chat `chat_id` (a new chat, with an id the server makes, when None).
 
+        `lang` is the page language; the answer is in the question's own language.
         `record=True` (a live chat): `chat_id` must be a chat the server issued to this
-        user; the interaction is written before returning. `record=False` (a batch row):
-        `chat_id` was issued at upload to the batch's owner, and the caller writes the
-        returned `ChatResult.interaction` itself, grouped with other rows.
+        user; the interaction is written before returning, and a refused question raises
+        `UnprocessableEntity` (422 `BLOCKED`). `record=False` (a batch row): `chat_id` was
+        issued at upload to the batch's owner; the caller writes the returned
+        `ChatResult.interaction` itself, grouped with other rows, and a refused question
+        comes back with `blocked_by` set.
         `answer_by`: an answer that arrives later is not recorded (the caller has given up
         on it, and another attempt may be running); a retryable `UpstreamError` instead.
         `earlier_turns`: the chat's interactions when the caller already holds them (a batch
@@ -111,7 +134,6 @@ class ChatProcessingService:
         """
         started = time.perf_counter()
         question = self._validate(user_message, lang)
-        redaction = redact(question)
         referring_url = valid_referring_url(referring_url)
         ai = self.providers.ai(selected_ai)
         search = self.providers.search(selected_search)
@@ -134,50 +156,20 @@ class ChatProcessingService:
         history = [d for d in past if d["_id"] != interaction_oid][-self.history_turns :] if self.history_turns else []
         overrides = self._overrides(override_user_id) if override_user_id else []
 
-        search_started = time.perf_counter()
-        results = search.search(_search_query(redaction.text, history), lang, referring_url)
-        search_ms = _ms_since(search_started)
-
-        request = CompletionRequest(
-            system=build_system_prompt(lang, results, referring_url, overrides),
-            messages=[*_history_turns(history), ChatTurn(role="user", content=redaction.text)],
-            lang=lang,  # type: ignore[arg-type]
-            search_results=list(results),
-        )
-        ai_started = time.perf_counter()
-        completion = ai.complete(request)
-        ai_ms = _ms_since(ai_started)
-        parsed = parse_answer(completion.text)
+        outcome = run_pipeline(question, [_turn(d) for d in history], lang, referring_url, ai, search,
+                               self._options(overrides))
         if answer_by is not None and self.now() > answer_by:
             raise UpstreamError(f"{ai.name} answered after the caller's deadline; the answer was dropped",
                                 provider=ai.name, retryable=True, code="ANSWER_TOO_LATE")
+        if isinstance(outcome, Blocked):
+            return self._blocked(outcome, chat_id, interaction_oid, record, started)
 
-        doc = {
-            "_id": interaction_oid,
-            "chatId": chat_id,
-            "userId": user.id,
-            "createdAt": self.now(),
-            "question": {
-                "redactedText": redaction.text,
-                "piiRedacted": redaction.redacted,
-                "piiKinds": list(redaction.kinds),
-                "language": lang,
-            },
-            "answer": {
-                "text": parsed.text,
-                "citationUrl": parsed.citation_url,
-                "model": completion.model,
-                "aiProvider": ai.name,
-                "inputTokens": completion.input_tokens,
-                "outputTokens": completion.output_tokens,
-            },
-            "search": {"provider": search.name, "query": _search_query(redaction.text, history),
-                       "results": _results_doc(results)},
-            "referringUrl": referring_url,
-            "overridesApplied": [o.key for o in overrides],
-            "overrideUserId": override_user_id,
-            "timings": {"searchMs": search_ms, "aiMs": ai_ms, "totalMs": _ms_since(started)},
-        }
+        doc = interaction_doc(
+            outcome, interaction_id=interaction_oid, chat_id=chat_id, user_id=user.id, now=self.now(),
+            referring_url=referring_url, search_provider=search.name, ai_provider=ai.name,
+            history_ids=[d["_id"] for d in history], overrides_applied=[o.key for o in overrides],
+            override_user_id=override_user_id, total_ms=_ms_since(started),
+        )
         if not record:
             result = _result_from_doc(doc, created=True, turns=(*past, doc))
             return dataclasses.replace(result, interaction=doc)
@@ -189,6 +181,32 @@ class ChatProcessingService:
             if existing is not None:
                 return _result_from_doc(existing, created=False, turns=(*past, existing))
         return _result_from_doc(doc, created=True, turns=(*past, doc))
+
+    def _blocked(self, block: Blocked, chat_id: str, interaction_oid: ObjectId, record: bool,
+                 started: float) -> ChatResult:
+        """A refused question: the 422 of a live chat, or the outcome of a batch row (nothing stored here)."""
+        if record:
+            raise UnprocessableEntity(
+                "The assistant does not answer this question.", code="BLOCKED",
+                details={"blockedBy": block.by.value, "fallbackUrl": block.fallback_url},
+            )
+        usage = [r.usage for r in block.trace] + [block.usage]
+        return ChatResult(
+            chat_id=chat_id, interaction_id=str(interaction_oid), answer=None, citation_url=None,
+            redacted_question=block.masked_text, model="", input_tokens=sum(u.input_tokens for u in usage),
+            output_tokens=sum(u.output_tokens for u in usage), response_time_ms=_ms_since(started), created=False,
+            blocked_by=block.by.value, fallback_url=block.fallback_url,
+        )
+
+    def _options(self, overrides: list[PromptOverride]) -> PipelineOptions:
+        """The pipeline's options: citation checks, and the user's overrides as scenarios by department."""
+        general = "\n".join(o.text for o in overrides if o.key in GENERAL_OVERRIDE_KEYS or not _is_department(o.key))
+        scenarios = {"": general}
+        for o in overrides:
+            if _is_department(o.key):
+                scenarios[o.key] = "\n".join(t for t in (general, o.text) if t)
+        return PipelineOptions(check_citations=self.check_citations, session=self.citation_session,
+                               scenarios=scenarios)
 
     def _validate(self, message: Any, lang: str) -> str:
         if lang not in LANGUAGES:
@@ -223,29 +241,21 @@ class ChatProcessingService:
         return overrides
 
 
-def _search_query(question: str, history: list[dict[str, Any]]) -> str:
-    """The question, with the previous question as context for a follow-up ("and how long?")."""
-    if not history:
-        return question
-    return f"{question} {history[-1]['question']['redactedText']}"
+def _is_department(key: str) -> bool:
+    from lib.chat.stages.department import departments
+
+    return key in departments()
 
 
-def _history_turns(history: list[dict[str, Any]]) -> list[ChatTurn]:
-    turns: list[ChatTurn] = []
-    for doc in history:
-        turns.append(ChatTurn(role="user", content=doc["question"]["redactedText"]))
-        answer = doc["answer"]["text"]
-        if doc["answer"].get("citationUrl"):
-            answer = f"{answer}\n<citation-url>{doc['answer']['citationUrl']}</citation-url>"
-        turns.append(ChatTurn(role="assistant", content=answer))
-    return turns
-
-
-def _results_doc(results: list[SearchResult]) -> list[dict[str, str]]:
-    return [{"title": r.title, "url": r.url, "snippet": r.snippet} for r in results]
+def _turn(doc: dict[str, Any]) -> Turn:
+    """An earlier interaction as the pipeline's history sees it."""
+    return Turn(question=doc["question"]["redactedText"], answer=doc["answer"].get("text") or "",
+                english_question=doc["question"].get("englishQuestion"),
+                citation_url=doc["answer"].get("citationUrl"))
 
 
 def _result_from_doc(doc: dict[str, Any], *, created: bool, turns: tuple[dict[str, Any], ...] = ()) -> ChatResult:
+    tokens = doc.get("tokens") or {}
     return ChatResult(
         chat_id=doc["chatId"],
         interaction_id=str(doc["_id"]),
@@ -253,11 +263,13 @@ def _result_from_doc(doc: dict[str, Any], *, created: bool, turns: tuple[dict[st
         citation_url=doc["answer"].get("citationUrl"),
         redacted_question=doc["question"]["redactedText"],
         model=doc["answer"].get("model", ""),
-        input_tokens=doc["answer"].get("inputTokens", 0),
-        output_tokens=doc["answer"].get("outputTokens", 0),
+        input_tokens=tokens.get("input", doc["answer"].get("inputTokens", 0)),
+        output_tokens=tokens.get("output", doc["answer"].get("outputTokens", 0)),
         response_time_ms=doc.get("timings", {}).get("totalMs", 0),
         created=created,
         turns=turns,
+        fields=answer_fields(doc),
+        tokens_by_stage=tokens.get("byStage", {}),
     )
 
 

@@ -63,6 +63,7 @@ class GatedAI:
     def __init__(self, inner: AIProvider, gate: ProviderGate, wait_seconds: float):
         self.inner, self.gate, self.wait_seconds = inner, gate, wait_seconds
         self.name = inner.name
+        self.latency_seconds = getattr(inner, "latency_seconds", 0.0)  # the offline provider's, for its stages
 
     def complete(self, request: CompletionRequest) -> Completion:
         with self.gate.slot(self.wait_seconds):
@@ -108,3 +109,8 @@ def _check(name: str, configured: tuple[str, ...], *, field: str) -> None:
             code="UNKNOWN_PROVIDER",
             details={"field": field, "allowed": list(configured)},
         )
+
+
+def citation_session(settings: Settings) -> Session | None:
+    """The session that checks cited pages live (stage 9), when `CITATION_CHECK` is on."""
+    return shared_session("citation", settings) if settings.citation_check else None

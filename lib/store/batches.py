@@ -14,6 +14,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from lib.models import Batch, BatchItem, BatchStatus, ItemError, ItemStatus
 from lib.store.client import Store, translate_errors
@@ -21,8 +22,11 @@ from lib.store.ids import to_object_id
 
 _INSERT_CHUNK = 1000
 _ACTIVE = [BatchStatus.QUEUED.value, BatchStatus.PROCESSING.value]
-# Statuses a step may take the lease in: rows to run, or a cancel to settle.
-_RUNNING = [*_ACTIVE, BatchStatus.CANCELLING.value]
+# Statuses a step may take the lease in: rows to run, a cancel to settle, or rows to write.
+_RUNNING = [*_ACTIVE, BatchStatus.CANCELLING.value, BatchStatus.INGESTING.value]
+# Statuses a step keeps when it takes the lease.
+_KEPT_BY_STEP = [BatchStatus.CANCELLING.value, BatchStatus.INGESTING.value]
+_DUPLICATE_KEY = 11000
 _FINAL = [BatchStatus.PROCESSED.value, BatchStatus.COMPLETED_WITH_ERRORS.value, BatchStatus.CANCELLED.value,
           BatchStatus.FAILED.value]
 # What the engine needs of an item to plan and run it; the original row stays on disk.
@@ -96,6 +100,12 @@ class BatchStore:
             cursor = self.items.find({"batchId": batch_id}).sort("rowIndex", ASCENDING).batch_size(500)
             yield from cursor
 
+    def original_of(self, item_id: str) -> dict[str, Any]:
+        """The row's original cells (read only when a refused question must be erased from them)."""
+        with translate_errors():
+            doc = self.items.find_one({"_id": ObjectId(item_id)}, {"original": 1})
+        return dict((doc or {}).get("original") or {})
+
     def has_items_with_status(self, batch_id: ObjectId, status: ItemStatus) -> bool:
         """Whether any row of the batch has this status (one indexed lookup, whatever the size)."""
         with translate_errors():
@@ -133,7 +143,7 @@ class BatchStore:
         """Take the batch's step lease if it is free or expired; bump its step number.
 
         A queued batch becomes `processing`; a cancelling one stays `cancelling` (its step
-        settles the cancel).
+        settles the cancel), an ingesting one `ingesting` (its step writes rows).
         """
         lease = {"leaseOwner": owner, "leaseUntil": until, "heartbeatAt": now, "updatedAt": now}
         free = {"$or": [{"leaseUntil": None}, {"leaseUntil": {"$lte": now}}]}
@@ -147,7 +157,7 @@ class BatchStore:
             )
             if doc is None:
                 doc = self.batches.find_one_and_update(
-                    {"_id": batch_id, "status": BatchStatus.CANCELLING.value, **free},
+                    {"_id": batch_id, "status": {"$in": _KEPT_BY_STEP}, **free},
                     {"$set": lease, "$inc": {"stepSeq": 1}},
                     projection={"interactions": 0},
                     return_document=ReturnDocument.AFTER,
@@ -219,7 +229,7 @@ class BatchStore:
         """
         with translate_errors():
             result = self.batches.update_one(
-                {"_id": batch_id, "status": {"$in": _ACTIVE}},
+                {"_id": batch_id, "status": {"$in": [*_ACTIVE, BatchStatus.INGESTING.value]}},
                 {"$set": {"status": BatchStatus.CANCELLING.value, "cancelledAt": now, "updatedAt": now}},
             )
         return result.modified_count == 1
@@ -287,15 +297,19 @@ class BatchStore:
                     changed.add(item_id)
             return changed
 
-    def reset_expired(self, items: Sequence[BatchItem], now: datetime) -> int:
-        """Rows stuck in `processing` past their lease (their step died) go back to `pending`."""
+    def reset_orphans(self, items: Sequence[BatchItem], claim_id: str) -> int:
+        """Rows left `processing` by an earlier step go back to `pending` (each by compare-and-set on its claim).
+
+        Only the lease holder runs a batch's rows, and a step records its rows only while it
+        holds the lease: once the lease has passed to `claim_id`, a row claimed by any other
+        step can never be recorded by it, so it may run again at once rather than wait out
+        its lease.
+        """
         ops = [
-            UpdateOne(
-                {"_id": ObjectId(i.id), "status": ItemStatus.PROCESSING.value, "leaseUntil": {"$lte": now}},
-                {"$set": {"status": ItemStatus.PENDING.value, "claimId": None, "leaseUntil": None}},
-            )
+            UpdateOne({"_id": ObjectId(i.id), "status": ItemStatus.PROCESSING.value, "claimId": i.claim_id},
+                      {"$set": {"status": ItemStatus.PENDING.value, "claimId": None, "leaseUntil": None}})
             for i in items
-            if i.lease_until is None or i.lease_until <= now
+            if i.claim_id != claim_id
         ]
         if not ops:
             return 0
@@ -321,3 +335,65 @@ class BatchStore:
             )
         return result.modified_count == 1
 
+    # --- ingestion by steps (lib/ingestion.py) -----------------------------------------
+
+    def insert_items_once(self, docs: Sequence[dict[str, Any]]) -> None:
+        """Insert rows, skipping those already there (a chunk written again after a crash).
+
+        The unique (batchId, rowIndex) index tells: a row inserted by an earlier attempt is
+        kept as it is, and only the missing ones are added.
+        """
+        with translate_errors():
+            for start in range(0, len(docs), _INSERT_CHUNK):
+                try:
+                    self.items.insert_many(docs[start : start + _INSERT_CHUNK], ordered=False)
+                except BulkWriteError as exc:
+                    errors = exc.details.get("writeErrors", [])
+                    if exc.details.get("writeConcernErrors") or any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                        raise
+
+    def advance_ingest(self, batch_id: ObjectId, owner: str, *, done: int, upto: int, inserted: int, blocked: int,
+                       now: datetime) -> bool:
+        """Move the ingestion's mark from `done` to `upto` (once: compare-and-set on the mark and the lease)."""
+        with translate_errors():
+            result = self.batches.update_one(
+                {"_id": batch_id, "leaseOwner": owner, "ingest.nextIndex": done},
+                {"$set": {"ingest.nextIndex": upto, "heartbeatAt": now, "updatedAt": now},
+                 "$inc": {"ingestedItems": inserted, "blockedItems": blocked}},
+            )
+        return result.modified_count == 1
+
+    def finish_ingest(self, batch_id: ObjectId, owner: str, now: datetime) -> BatchStatus | None:
+        """Every row is written: an ingesting batch becomes `queued` (a cancelled one stays `cancelling`)."""
+        with translate_errors():
+            doc = self.batches.find_one_and_update(
+                {"_id": batch_id, "leaseOwner": owner, "status": BatchStatus.INGESTING.value},
+                {"$set": {"status": BatchStatus.QUEUED.value, "updatedAt": now}, "$unset": {"ingest": ""}},
+                projection={"status": 1}, return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:
+                doc = self.batches.find_one_and_update(
+                    {"_id": batch_id, "leaseOwner": owner, "status": BatchStatus.CANCELLING.value},
+                    {"$set": {"updatedAt": now}, "$unset": {"ingest": ""}},
+                    projection={"status": 1}, return_document=ReturnDocument.AFTER,
+                )
+        return BatchStatus(doc["status"]) if doc else None
+
+    # --- files in object storage (lib/batch_files.py) ----------------------------------
+
+    def record_export(self, batch_id: ObjectId, fmt: str, export: dict[str, Any]) -> None:
+        with translate_errors():
+            self.batches.update_one({"_id": batch_id}, {"$set": {f"exports.{fmt}": export}})
+
+    def mark_files_deleted(self, batch_id: ObjectId, *, source: bool, exports: Sequence[str], now: datetime) -> None:
+        """Record that retention deleted the batch's source and/or these exports."""
+        update: dict[str, Any] = {}
+        if source:
+            update["$set"] = {"sourceDeletedAt": now}
+        if exports:
+            update.setdefault("$set", {})["exportsDeletedAt"] = now
+            update["$unset"] = {f"exports.{fmt}": "" for fmt in exports}
+        if not update:
+            return
+        with translate_errors():
+            self.batches.update_one({"_id": batch_id}, update)

@@ -23,6 +23,7 @@ INTERACTIONS = "interactions"
 BATCHES = "batches"
 BATCH_ITEMS = "batch_items"
 RATE_EVENTS = "rate_events"
+STORAGE_OBJECTS = "storage_objects"  # every object put in object storage, until it is deleted
 
 _clients: dict[str, MongoClient] = {}
 _indexed: set[tuple[int, str]] = set()
@@ -63,6 +64,7 @@ class Store:
         self.batches: Collection = self.db[BATCHES]
         self.batch_items: Collection = self.db[BATCH_ITEMS]
         self.rate_events: Collection = self.db[RATE_EVENTS]
+        self.storage_objects: Collection = self.db[STORAGE_OBJECTS]
         key = (id(client), db_name)
         if key not in _indexed:
             with translate_errors():
@@ -81,6 +83,9 @@ class Store:
         self.batch_items.create_index([("batchId", ASCENDING), ("rowIndex", ASCENDING)], unique=True)
         self.batch_items.create_index([("batchId", ASCENDING), ("status", ASCENDING)])
         self.rate_events.create_index([("expiresAt", ASCENDING)], expireAfterSeconds=0)
+        self.storage_objects.create_index([("expiresOn", ASCENDING)])
+        self.storage_objects.create_index([("uploadId", ASCENDING)])
+        self.storage_objects.create_index([("batchId", ASCENDING)])
 
 
 @contextmanager

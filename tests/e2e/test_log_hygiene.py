@@ -25,12 +25,18 @@ def test_logs_and_error_bodies_hold_no_token_key_or_personal_information(stack_f
     token = stack.tokens["partner"]
     headers = {"Authorization": f"Bearer {token}"}
     question = f"I am {PII[0]}, SIN {PII[1]}, phone {PII[2]}, {PII[3]}, card {PII[4]}. How do I renew my passport?"
-    # A rate limit and a dropped connection on the way, so that retry paths log too.
-    stub.enqueue(Fault.status(429, retry_after=1))
     bodies = []
 
+    # A question with personal information is refused (422 BLOCKED), its text in no log.
+    blocked = requests.post(f"{stack.base_url}/api/chat/message", headers=headers, timeout=60,
+                            json={"message": question, "lang": "en", "aiProvider": "openai",
+                                  "searchProvider": "google"})
+    bodies.append(blocked.text)
+    # A rate limit and a dropped connection on the way, so that retry paths log too.
+    stub.enqueue(Fault.status(429, retry_after=1))
     chat = requests.post(f"{stack.base_url}/api/chat/message", headers=headers, timeout=60,
-                         json={"message": question, "lang": "en", "aiProvider": "openai", "searchProvider": "google"})
+                         json={"message": "How do I renew my passport?", "lang": "en", "aiProvider": "openai",
+                               "searchProvider": "google"})
     bodies.append(chat.text)
     stub.enqueue(Fault.disconnect())
     content = f"QUESTION,chatId\n\"{question}\",c1\n\"And {PII[0]} again?\",c1\n".encode()
@@ -57,11 +63,12 @@ def test_logs_and_error_bodies_hold_no_token_key_or_personal_information(stack_f
                    for name in ("app.log", "qstash.log"))
     secrets = [token, DEV_QSTASH_TOKEN, DEV_QSTASH_CURRENT_SIGNING_KEY, DEV_QSTASH_NEXT_SIGNING_KEY,
                stack.jwt_secret, stack.cron_secret, *STUB_KEYS.values()]
+    assert blocked.status_code == 422 and blocked.json()["error"]["code"] == "BLOCKED"
     assert chat.status_code == 200 and created.status_code == 202
     assert "request id=" in logs  # the logs were captured
     for secret in secrets:
         assert secret not in logs
-        assert all(secret not in body for body in bodies[1:])
+        assert all(secret not in body for body in bodies[2:])
     for value in PII:
         assert value not in logs
         assert all(value not in body for body in bodies)

@@ -66,7 +66,11 @@ def test_the_options_name_the_configured_providers_defaults_and_limits_and_need_
     assert options["defaults"] == {"aiProvider": "offline", "searchProvider": "offline", "concurrency": 4}
     settings = live.services.settings
     assert options["limits"] == {"maxConcurrency": 32, "maxBatchRows": settings.max_batch_rows,
-                                 "maxUploadBytes": settings.max_body_bytes, "maxNameChars": 200}
+                                 "maxUploadBytes": settings.max_body_bytes, "maxNameChars": 200,
+                                 # no object storage configured here (tests/integration/test_storage_*.py have it)
+                                 "maxUploadBytesDirect": 0, "maxBatchRowsDirect": 0,
+                                 "exportLinkRows": settings.export_link_rows}
+    assert options["directUploads"] is False and options["exportLinks"] is False
     for headers, status in (({}, 401), (live.headers("user"), 403)):
         refused = requests.get(f"{live.base_url}/api/batch/options", headers=headers, timeout=10)
         assert refused.status_code == status
@@ -267,11 +271,13 @@ def test_csv_and_xlsx_results_neutralise_formulas_and_keep_row_order(live):
     workbook = openpyxl.load_workbook(io.BytesIO(xlsx_response.content), read_only=True)
     sheet_rows = [[c if c is not None else "" for c in row] for row in workbook.active.iter_rows(values_only=True)]
     for table in (rows, sheet_rows):
-        assert table[0][:2] == ["QUESTION", "note"]
+        assert table[0][:3] == ["rowNumber", "QUESTION", "note"]
         cells = [str(c) for row in table for c in row]
         assert not any(c.lstrip().startswith(("=", "+", "-", "@")) for c in cells)
         assert not any(c.startswith(("\t", "\r")) for c in cells)
-        assert [r[0] for r in table[1:]] == ["'=HYPERLINK(\"http://evil\")", "'+1 question?", "'-2 question?"]
+        assert [str(r[0]) for r in table[1:]] == ["2", "3", "4"]
+        # The URL in the first question is personal information to the rule-based check: it is masked.
+        assert [r[1] for r in table[1:]] == ["'=HYPERLINK(\"XXX\")", "'+1 question?", "'-2 question?"]
     assert xlsx_response.headers["Content-Type"].startswith("application/vnd.openxmlformats")
 
 

@@ -116,7 +116,7 @@ def test_a_permanent_failure_fails_its_row_only_and_a_429_then_success_row_succe
 
 def test_retryable_failures_are_retried_until_attempts_run_out(live, stub, monkeypatch):
     stub.rule(lambda r: Fault.status(503) if r.api == "openai" and "always down" in r.question else None)
-    data = b"QUESTION\nalways down please\nfine question\n"
+    data = b"QUESTION\nis the service always down please?\nhow do I renew a passport?\n"
     batch_id = live.upload("partner", data, aiProvider="openai").json()["batchId"]
 
     final = live.wait_final("partner", batch_id, timeout=60)

@@ -7,7 +7,7 @@ import json
 import pytest
 from bson import ObjectId
 
-from lib.errors import BadRequest, NotFound, UpstreamError
+from lib.errors import BadRequest, NotFound, UnprocessableEntity, UpstreamError
 from lib.services import Services
 from tests.support.provider_stub import Fault, ProviderStub
 
@@ -47,23 +47,33 @@ def every_stored_document(services: Services) -> str:
     return json.dumps(dump, default=str)
 
 
-def test_personal_information_never_reaches_a_provider_nor_the_database(services, users, stub: ProviderStub):
-    result = ask(services, users["partner"], QUESTION_WITH_PII)
+def test_personal_information_blocks_the_question_before_any_provider_and_nothing_is_stored(
+        services, users, stub: ProviderStub):
+    with pytest.raises(UnprocessableEntity) as info:
+        ask(services, users["partner"], QUESTION_WITH_PII)
 
-    sent = " ".join(r.body.decode() + " " + r.path + " " + json.dumps(r.query) for r in stub.requests)
+    assert info.value.code == "BLOCKED" and info.value.details["blockedBy"] == "piStage1"
+    assert stub.requests == []  # neither the AI nor the search provider saw it
     stored = every_stored_document(services)
     for value in PII.values():
-        assert value not in sent
         assert value not in stored
-    assert "[EMAIL]" in result.redacted_question and "[SIN]" in result.redacted_question
-    interaction = services.store.interactions.find_one({"_id": ObjectId(result.interaction_id)})
-    assert interaction["question"]["piiRedacted"] is True
+    assert services.store.interactions.count_documents({}) == 0
+
+
+def test_personal_information_only_a_model_finds_blocks_as_pi_stage_2(services, users, stub: ProviderStub):
+    with pytest.raises(UnprocessableEntity) as info:
+        ask(services, users["partner"], "How do I help my neighbour PIIMARK with her pension?")
+
+    assert info.value.details["blockedBy"] == "piStage2"
+    assert search_requests(stub) == []
+    assert "PIIMARK" not in every_stored_document(services)
 
 
 def test_the_answer_and_its_citation_come_back_and_are_stored(services, users, stub: ProviderStub):
     result = ask(services, users["partner"], "How do I renew my passport?")
 
     assert result.answer == "Stub answer to: How do I renew my passport?"
+    assert result.fields["answerType"] == "normal" and result.fields["questionLanguage"] == "eng"
     assert result.citation_url == "https://www.canada.ca/en/stub.html"
     stored = services.store.interactions.find_one({"_id": ObjectId(result.interaction_id)})
     assert stored["answer"]["citationUrl"] == result.citation_url
@@ -108,7 +118,7 @@ def test_the_same_interaction_id_twice_yields_one_interaction_and_one_provider_c
     assert first.interaction_id == second.interaction_id == interaction_id
     assert second.created is False and second.answer == first.answer
     assert services.store.interactions.count_documents({"chatId": first.chat_id}) == 1
-    assert len(ai_requests(stub)) == 1
+    assert [r.stage for r in ai_requests(stub)].count("answer") == 1
 
 
 def test_a_new_chat_gets_an_unguessable_id_from_the_server(services, users):
@@ -129,12 +139,13 @@ def test_a_chat_id_the_server_never_issued_is_not_found_and_creates_nothing(serv
     assert ai_requests(stub) == []
 
 
-def test_french_questions_get_the_french_prompt(services, users, stub: ProviderStub):
-    ask(services, users["partner"], "Comment renouveler mon passeport?", lang="fr")
+def test_a_french_question_is_answered_in_french_whatever_the_page_language(services, users, stub: ProviderStub):
+    result = ask(services, users["partner"], "Comment renouveler mon passeport?", lang="en")
 
-    system = ai_requests(stub)[-1].json["messages"][0]["content"]
-    assert "Répondez en français" in system
+    answer_call = next(r for r in ai_requests(stub) if r.stage == "answer")
+    assert "Output language: French" in answer_call.json["messages"][0]["content"]
     assert search_requests(stub)[-1].query["lr"] == "lang_fr"
+    assert result.fields["questionLanguage"] == "fra" and result.fields["englishQuestion"]
 
 
 def test_somebody_elses_chat_cannot_be_continued(services, users):

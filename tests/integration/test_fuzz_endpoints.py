@@ -234,7 +234,8 @@ def test_chat_message_answers_200_or_a_coded_4xx_to_any_body(world, body, conten
     assert_answered_with_a_code(response, 200)
     assert_nothing_of_the_other_partner(response)
     if response.status_code == 200:
-        assert set(response.get_json()) == {"chatId", "interactionId", "answer", "citationUrl"}
+        assert {"chatId", "interactionId", "answer", "citationUrl", "answerType", "questionLanguage"} <= set(
+            response.get_json())
     if b'"chatId": "' + world.other_chat.encode() + b'"' in body:
         assert response.status_code != 200  # another partner's chat is never continued
 

@@ -132,6 +132,80 @@ def test_text_that_is_valid_utf8_is_not_read_as_windows_1252():
     assert table.rows[0].question == "résumé"
 
 
+def mixed(*lines: tuple[str, str]) -> bytes:
+    """A file of lines, each (text, encoding)."""
+    return b"".join(text.encode(encoding) + b"\r\n" for text, encoding in lines)
+
+
+def test_a_utf8_file_with_one_windows_1252_line_keeps_its_utf8_accents_and_names_that_row():
+    data = mixed(("Question,Ville", "utf-8"), ("Où?,Québec", "utf-8"), ("Quand?,Montréal", "cp1252"),
+                 ("Qui?,Trois-Rivières", "utf-8"))
+
+    table = parse(data)
+
+    assert [row.original["Ville"] for row in table.rows] == ["Québec", "Montréal", "Trois-Rivières"]
+    assert table.warnings == [{
+        "code": "MIXED_ENCODING", "rowNumber": None, "rowNumbers": [3],
+        "message": "Row 3 was not valid UTF-8 and was read as Windows-1252; check its accents.",
+    }]
+
+
+def test_every_row_read_as_windows_1252_is_named_in_one_warning():
+    lines = [("Question", "utf-8")] + [(f"Question numéro {n}?", "utf-8") for n in range(2, 14)]
+    lines[6], lines[11] = ("Où est la 7e?", "cp1252"), ("Où est la 12e?", "cp1252")
+
+    table = parse(mixed(*lines))
+
+    assert table.rows[5].question == "Où est la 7e?" and table.rows[10].question == "Où est la 12e?"
+    assert table.rows[0].question == "Question numéro 2?"
+    assert [w["message"] for w in table.warnings] == [
+        "Rows 7, 12 were not valid UTF-8 and were read as Windows-1252; check their accents."
+    ]
+
+
+def test_a_windows_1252_line_inside_a_quoted_multi_line_cell_is_reported_by_its_spreadsheet_row():
+    data = "Question,Note\r\nq1,é\r\n".encode() + '"first line\r\nsecond é",n\r\nq3,ç\r\n'.encode("cp1252")
+    data += "q4,à\r\nq5,ô\r\n".encode()
+
+    table = parse(data)
+
+    assert table.rows[1].question == "first line\r\nsecond é"
+    assert table.warnings[0]["rowNumbers"] == [3, 4]
+
+
+def test_a_windows_1252_file_is_read_as_windows_1252_without_a_warning():
+    data = mixed(("Question,Ville", "cp1252"), ("Où?,Québec", "cp1252"), ("Quand?,Montréal", "cp1252"))
+
+    table = parse(data)
+
+    assert [row.original["Ville"] for row in table.rows] == ["Québec", "Montréal"]
+    assert table.warnings == []
+
+
+def test_a_windows_1252_file_with_a_line_that_is_utf8_by_accident_stays_windows_1252():
+    # "Ã©" in Windows-1252 is the UTF-8 of "é": outnumbered by the file's other accented lines.
+    data = mixed(("Question", "cp1252"), ("Ã© is mojibake", "cp1252"), ("Québec", "cp1252"), ("Montréal", "cp1252"))
+
+    table = parse(data)
+
+    assert [row.question for row in table.rows] == ["Ã© is mojibake", "Québec", "Montréal"]
+    assert table.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("text", "delimiter"),
+    [("Question,URL\nq,u\n", ","), ("Question;URL\nq;u\n", ";"), ("Question\tURL\nq\tu\n", "\t"),
+     ("Question\nWhere, and when?\n", ",")],
+    ids=["comma", "semicolon", "tab", "one column"],
+)
+def test_a_csv_keeps_the_delimiter_it_was_read_with(text, delimiter):
+    assert parse(text).delimiter == delimiter
+
+
+def test_a_workbook_has_no_delimiter():
+    assert parse(xlsx([["Question"], ["q"]]), "book.xlsx").delimiter is None
+
+
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"])
 def test_each_delimiter_is_detected_from_the_header(delimiter):
     text = delimiter.join(["chatId", "Question", "URL"]) + "\n" + delimiter.join(["c1", '"Hi, there; you"', "u"])
@@ -183,7 +257,7 @@ def test_header_aliases_are_matched_ignoring_case_spaces_underscores_and_hyphens
     table = parse(f"{other},{header}\nx,y\n")
 
     found = {"question": table.question_column, "url": table.url_column, "chat": table.chat_column}[role]
-    assert found == header.strip()
+    assert found == header  # matched ignoring spaces, kept exactly as written
 
 
 @pytest.mark.parametrize(
@@ -258,8 +332,8 @@ def test_rows_with_a_blank_question_are_skipped_with_one_warning_each():
 
     assert [row.row_number for row in table.rows] == [2, 4]
     assert table.warnings == [
-        "Row 3: the question is blank; the row was skipped.",
-        "Row 5: the question is blank; the row was skipped.",
+        {"code": "BLANK_QUESTION", "rowNumber": 3, "message": "Row 3: the question is blank; the row was skipped."},
+        {"code": "BLANK_QUESTION", "rowNumber": 5, "message": "Row 5: the question is blank; the row was skipped."},
     ]
 
 
@@ -268,7 +342,8 @@ def test_blank_question_warnings_are_capped_with_a_summary_line():
     table = parse("Question,Note\nq,a\n" + ",x\n" * (MAX_ROW_WARNINGS + extra), max_rows=10)
 
     assert len(table.warnings) == MAX_ROW_WARNINGS + 1
-    assert table.warnings[-1] == f"{extra} more rows with a blank question were skipped."
+    assert table.warnings[-1] == {"code": "MORE_BLANK_QUESTIONS", "rowNumber": None, "count": extra,
+                                  "message": f"{extra} more rows with a blank question were skipped."}
 
 
 def test_chat_label_and_url_are_none_when_blank():
@@ -466,7 +541,7 @@ def test_xlsx_row_numbers_count_the_empty_rows_in_between():
     table = parse(xlsx([["Question", "Note"], ["first"]], edit=gap), "b.xlsx")
 
     assert [(row.row_number, row.question) for row in table.rows] == [(2, "first"), (5, "after gap")]
-    assert table.warnings == ["Row 6: the question is blank; the row was skipped."]
+    assert [(w["code"], w["rowNumber"]) for w in table.warnings] == [("BLANK_QUESTION", 6)]
 
 
 def test_a_sheet_that_declares_a_huge_dimension_is_read_by_its_actual_cells():
@@ -520,3 +595,91 @@ def test_a_workbook_larger_than_the_cap_once_uncompressed_is_refused():
     raised = error_of(data, "big.xlsx")
 
     assert (raised.status, raised.code) == (413, "WORKBOOK_TOO_LARGE")
+
+
+# ---------------------------------------------------------------- XLSX past Excel's limits
+
+SHEET = "xl/worksheets/sheet1.xml"
+TIME_BOUND = 2.0  # seconds; these files are read in milliseconds, the bound only keeps CI from flaking
+
+
+def question_at_row(row: int) -> bytes:
+    """A 2 KB workbook whose only question claims to sit at row `row`."""
+    return replace_in_member(xlsx([["Question"], ["q"]]), SHEET, '<row r="2"><c r="A2"', f'<row r="{row}"><c r="A{row}"')
+
+
+def timed_parse(data: bytes) -> tuple[object, float]:
+    """The table or the AppError for `data`, and the seconds it took."""
+    started = time.perf_counter()
+    try:
+        outcome: object = parse(data, "book.xlsx")
+    except AppError as error:
+        outcome = error
+    return outcome, time.perf_counter() - started
+
+
+@pytest.mark.parametrize("row", [1_048_577, 4_194_304, 9_999_999_999, 10**30])
+def test_a_row_numbered_past_excels_last_row_is_refused_at_once(row):
+    raised, seconds = timed_parse(question_at_row(row))
+
+    assert isinstance(raised, BadRequest)
+    assert raised.code == "ROW_NUMBER_OUT_OF_RANGE"
+    assert "1,048,576" in raised.message and "save it as .xlsx again" in raised.message
+    assert seconds < TIME_BOUND
+
+
+def test_a_question_on_excels_last_row_is_accepted_at_once():
+    table, seconds = timed_parse(question_at_row(1_048_576))
+
+    assert [(row.row_number, row.question) for row in table.rows] == [(1_048_576, "q")]
+    assert seconds < TIME_BOUND
+
+
+def test_a_cell_right_of_column_xfd_is_refused():
+    data = replace_in_member(xlsx([["Question"], ["q"]]), SHEET, '<c r="A2"', '<c r="XFE2"')
+
+    raised = error_of(data, "book.xlsx")
+
+    assert raised.code == "COLUMN_OUT_OF_RANGE"
+    assert raised.details == {"row": 2, "maxColumn": 16_384}
+
+
+def test_a_row_past_the_limit_is_refused_before_the_rest_of_the_sheet_is_read():
+    data = replace_in_member(question_at_row(2_000_000), SHEET, "</sheetData>", "</sheetData><broken")
+
+    assert error_of(data, "book.xlsx").code == "ROW_NUMBER_OUT_OF_RANGE"
+
+
+def test_a_dimension_claiming_ten_million_rows_costs_no_time():
+    data = replace_in_member(xlsx([["Question"], ["q"]]), SHEET, 'ref="A1:A2"', 'ref="A1:XFD9999999"')
+
+    table, seconds = timed_parse(data)
+
+    assert [row.question for row in table.rows] == ["q"]
+    assert seconds < TIME_BOUND
+
+
+def test_far_apart_rows_keep_their_own_numbers_without_the_rows_between_being_read():
+    data = replace_in_member(
+        xlsx([["Question"], ["q"]]), SHEET, "</row></sheetData>",
+        '</row><row r="900000"><c r="A900000" t="inlineStr"><is><t>far</t></is></c></row></sheetData>',
+    )
+
+    table, seconds = timed_parse(data)
+
+    assert [(row.row_number, row.question) for row in table.rows] == [(2, "q"), (900_000, "far")]
+    assert seconds < TIME_BOUND
+
+
+def test_the_largest_legitimate_sheet_is_still_read_cell_for_cell():
+    start = dt.datetime(2024, 1, 1, 9, 30)
+    rows = [[f"Question {n}?", n, start + dt.timedelta(days=n), None, "=1+1"] for n in range(10_000)]
+
+    table = parse(xlsx([["Question", "n", "asked", "", "formula"]] + rows), "book.xlsx", max_rows=10_000)
+
+    assert table.columns == ["Question", "n", "asked", "formula"]
+    assert len(table.rows) == 10_000
+    assert table.rows[0].row_number == 2 and table.rows[-1].row_number == 10_001
+    assert table.rows[-1].original == {
+        "Question": "Question 9999?", "n": "9999", "asked": (start + dt.timedelta(days=9999)).isoformat(), "formula": "",
+    }

@@ -57,3 +57,10 @@ def test_a_phone_number_in_any_format_refuses_the_question_and_only_its_mask_is_
 )
 def test_amounts_years_form_and_list_numbers_are_not_phones(text):
     assert not isinstance(check(text), Blocked)
+
+
+@pytest.mark.parametrize("text", ["card 4111 1111 1111 1111 please", "my card 4111-1111-1111-1111", "4111111111111111"])
+def test_a_card_number_refuses_the_question_and_no_digit_of_it_is_kept(text):
+    result = check(text)
+
+    assert isinstance(result, Blocked) and "4111" not in result.masked_text

@@ -392,6 +392,7 @@ const en = {
   'error.OBJECT_TOO_LARGE': 'The stored file is larger than the server accepts.',
   'error.OBJECT_TOO_LARGE.details': 'The stored file is larger than the limit of {maxBytes}.',
   'error.STORAGE_UNAVAILABLE': 'File storage is unavailable for the moment. Try again shortly.',
+  'error.STORAGE_NOT_CONFIGURED': 'This deployment has no file storage for this batch. Ask the service’s administrators.',
   'error.STORAGE_ERROR': 'File storage refused the operation. Try again later; if it happens again, report this code.',
 
   'error.UPSTREAM_ERROR': 'The AI or search provider failed.',
@@ -821,6 +822,7 @@ const fr = {
   'error.OBJECT_TOO_LARGE': 'Le fichier stocké dépasse la taille acceptée par le serveur.',
   'error.OBJECT_TOO_LARGE.details': 'Le fichier stocké dépasse la limite de {maxBytes}.',
   'error.STORAGE_UNAVAILABLE': 'Le stockage des fichiers est momentanément indisponible. Réessayez sous peu.',
+  'error.STORAGE_NOT_CONFIGURED': 'Ce déploiement n’a pas de stockage de fichiers pour ce lot. Adressez-vous aux administrateurs du service.',
   'error.STORAGE_ERROR':
     'Le stockage des fichiers a refusé l’opération. Réessayez plus tard; si cela se reproduit, signalez ce code.',
 

@@ -157,6 +157,15 @@ def find_network(text: str) -> list[Hit]:
     return hits
 
 
+# Payment-card-like numbers: 13 to 19 digits, optionally grouped by spaces or dashes.
+_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+
+
+def find_cards(text: str) -> list[Hit]:
+    """Card-like numbers (13 to 19 digits, grouped or not): never a question's business."""
+    return [Hit(m.start(), m.end(), "card") for m in _CARD.finditer(text)]
+
+
 def find_sins(text: str) -> list[Hit]:
     """SIN-shaped numbers written 3-3-3 with spaces, dashes or dots."""
     return [Hit(m.start(), m.end(), "sin") for m in _SIN.finditer(text)]
@@ -225,7 +234,7 @@ def find_pii(text: str) -> list[Hit]:
     """Every stage-1 personal-information hit in `text`, in no particular order."""
     return [
         *find_emails(text), *find_phones(text), *find_dialled_international_phones(text), *find_postal_codes(text),
-        *find_addresses(text), *find_network(text), *find_sins(text), *find_names(text),
+        *find_addresses(text), *find_network(text), *find_cards(text), *find_sins(text), *find_names(text),
     ]
 
 
