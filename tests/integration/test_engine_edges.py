@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from bson import ObjectId
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 
 from lib.errors import UpstreamError
 from lib.queue import StepMessage
@@ -16,6 +16,7 @@ from lib.services import Services, build_services
 from lib.settings import Settings
 from lib.upload import UploadedForm
 from tests.support.provider_stub import Fault
+from tests.support.command_log import CommandLog
 from tests.support.recording_queue import RecordingQueue
 
 
@@ -127,25 +128,9 @@ def test_a_retryable_failure_waits_out_its_backoff_in_a_later_step(env, queue, u
     assert len(follow_up) == 1 and follow_up[0].delay_seconds >= 20
 
 
-class _Commands(monitoring.CommandListener):
-    """The commands one client sent, as (command name, collection)."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.seen.append((event.command_name, str(event.command.get(event.command_name))))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 def test_a_conversations_follow_ups_in_one_step_reuse_its_history_and_a_failed_turn_is_left_out(env, queue, users,
                                                                                                stub):
-    commands = _Commands()
+    commands = CommandLog()
     client = MongoClient(env["MONGODB_URI"], tz_aware=True, event_listeners=[commands])
     services = build_services(Settings.from_env(env), queue=queue, client=client)
     turns = [f"Turn {n} about my pension?" for n in range(1, 6)]

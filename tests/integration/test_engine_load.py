@@ -6,7 +6,7 @@ import time
 
 import pytest
 from bson import ObjectId
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 
 from lib.errors import Conflict, ServiceUnavailable
 from lib.models import Role
@@ -15,34 +15,13 @@ from lib.services import Services, build_services
 from lib.settings import Settings
 from lib.store.client import translate_errors
 from lib.upload import UploadedForm
+from tests.support.command_log import CommandLog
 from tests.support.recording_queue import RecordingQueue
-
-WRITES = {"insert", "update", "delete", "findAndModify"}
-
-
-class _Commands(monitoring.CommandListener):
-    """Every command one client sent, as (command name, collection)."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.seen.append((event.command_name, str(event.command.get(event.command_name))))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def writes(self) -> list[tuple[str, str]]:
-        return [c for c in self.seen if c[0] in WRITES]
-
 
 @pytest.fixture
 def counted(env: dict[str, str], queue: RecordingQueue):
     """Services on a client of their own whose every command is counted."""
-    commands = _Commands()
+    commands = CommandLog()
     client = MongoClient(env["MONGODB_URI"], tz_aware=True, event_listeners=[commands])
     services = build_services(Settings.from_env({**env, "MAX_BATCH_ROWS": "20000"}), queue=queue, client=client)
     partner = services.users.upsert("partner@example.gc.ca", Role.PARTNER)
