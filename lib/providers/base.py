@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+# The code of the `UpstreamError` a client raises when the provider's content filter refused
+# the text (Azure's `content_filter` error, OpenAI's `finish_reason: content_filter`,
+# Anthropic's `stop_reason: refusal`): the pipeline's stages treat it as a refusal.
+CONTENT_FILTER = "CONTENT_FILTER"
+
 
 @dataclass(frozen=True)
 class ChatTurn:

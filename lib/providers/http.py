@@ -45,7 +45,7 @@ from urllib3.exceptions import MaxRetryError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
 from lib.errors import UpstreamError
-from lib.providers.base import Completion, CompletionRequest, SearchResult
+from lib.providers.base import CONTENT_FILTER, Completion, CompletionRequest, SearchResult
 from lib.settings import Settings
 
 Session = requests.Session
@@ -55,8 +55,6 @@ BACKOFF_FACTOR = 0.5  # waits 0 s, 1 s, 2 s ... between attempts without a Retry
 # A Retry-After longer than this is not slept inside a serverless step: the reply goes
 # back to the engine as PROVIDER_RATE_LIMITED and the row is rescheduled instead.
 MAX_RETRY_AFTER_WAIT = 5.0
-# The stages treat this code as a refusal, not a failure (lib/chat/stages/base.py `ask`).
-CONTENT_FILTER = "CONTENT_FILTER"
 SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key"})
 SECRET_PARAMS = frozenset({"key"})
 ERROR_EXCERPT_CHARS = 200

@@ -17,7 +17,7 @@ from lib.settings import Settings
 from lib.upload import UploadedForm
 from tests.support.provider_stub import Fault
 from tests.support.command_log import CommandLog
-from tests.support.recording_queue import RecordingQueue
+from tests.support.recording_queue import RecordingQueue, drain
 
 
 def make_services(env: dict[str, str], queue: RecordingQueue, **changes: str) -> Services:
@@ -29,18 +29,6 @@ def create(services: Services, user, questions: list[str], **fields: str) -> str
     form = UploadedForm(fields={"batchName": "edge", "lang": "en", "aiProvider": "openai", "searchProvider": "offline",
                                 **fields}, file_name="q.csv", file_data=content)
     return services.batches.create(user, form)["batchId"]
-
-
-def drain(services: Services, queue: RecordingQueue, limit: int = 50) -> None:
-    """Deliver every published step, after its delay, until the queue is empty."""
-    for _ in range(limit):
-        messages = queue.take()
-        if not messages:
-            return
-        for message in messages:
-            time.sleep(min(message.delay_seconds, 10))
-            services.engine.run_step(StepMessage(message.batch_id, message.seq))
-    raise AssertionError("the steps did not settle")
 
 
 def item_docs(services: Services, batch_id: str) -> list[dict]:

@@ -10,13 +10,12 @@ from pymongo import MongoClient
 
 from lib.errors import Conflict, ServiceUnavailable
 from lib.models import Role
-from lib.queue import StepMessage
 from lib.services import Services, build_services
 from lib.settings import Settings
 from lib.store.client import translate_errors
 from lib.upload import UploadedForm
 from tests.support.command_log import CommandLog
-from tests.support.recording_queue import RecordingQueue
+from tests.support.recording_queue import RecordingQueue, drain
 
 @pytest.fixture
 def counted(env: dict[str, str], queue: RecordingQueue):
@@ -38,17 +37,6 @@ def upload(services: Services, user, rows: int, *, conversations: int = 0, **fie
                                 "searchProvider": "offline", **fields},
                         file_name="q.csv", file_data=("\n".join(lines) + "\n").encode())
     return services.batches.create(user, form)["batchId"]
-
-
-def drain(services: Services, queue: RecordingQueue, limit: int = 100) -> None:
-    for _ in range(limit):
-        messages = queue.take()
-        if not messages:
-            return
-        for message in messages:
-            time.sleep(min(message.delay_seconds, 10))
-            services.engine.run_step(StepMessage(message.batch_id, message.seq))
-    raise AssertionError("the steps did not settle")
 
 
 @pytest.mark.parametrize("conversations", [0, 40], ids=["independent rows", "conversations of 5 turns"])

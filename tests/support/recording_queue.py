@@ -38,3 +38,19 @@ class RecordingQueue:
         with self._lock:
             taken, self.messages = self.messages, []
             return taken
+
+
+def drain(services, queue: RecordingQueue, limit: int = 100) -> None:
+    """Deliver every step the engine published, after its delay, until the queue is empty."""
+    import time
+
+    from lib.queue import StepMessage
+
+    for _ in range(limit):
+        messages = queue.take()
+        if not messages:
+            return
+        for message in messages:
+            time.sleep(min(message.delay_seconds, 10))
+            services.engine.run_step(StepMessage(message.batch_id, message.seq))
+    raise AssertionError("the steps did not settle")

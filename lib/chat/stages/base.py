@@ -12,13 +12,9 @@ from enum import StrEnum
 from urllib.parse import quote_plus
 
 from lib.errors import UpstreamError
-from lib.providers.base import AIProvider, Completion, CompletionRequest
+from lib.providers.base import CONTENT_FILTER, AIProvider, Completion, CompletionRequest
 
 MALFORMED_STAGE_REPLY = "MALFORMED_STAGE_REPLY"
-# How a provider client says "the provider's content filter refused this text": it raises
-# UpstreamError with this code (Azure's `content_filter` error, OpenAI's
-# `finish_reason: content_filter`, Anthropic's `stop_reason: refusal`).
-CONTENT_FILTER = "CONTENT_FILTER"
 # How a model says the same in its reply, when a stage's prompt allows it to.
 REFUSAL_MARKER = "<refused/>"
 SEARCH_URL = {"en": "https://www.canada.ca/en/sr/srb.html?q=", "fr": "https://www.canada.ca/fr/sr/srb.html?q="}
