@@ -24,9 +24,10 @@ well-behaved model would answer the prompt it carries, in the called API's wire 
 message with role system for OpenAI/Azure, the top-level `system` for Anthropic), and
 `tests.support.stage_replies` writes that stage's reply (PII: `null`, or XXX in place of
 the word `PIIMARK`; translation: `[en] ` + the question; the query, the department, the
-tagged answer "Stub answer to: <question>" citing `STUB_CITATION`). Any other system
-prompt (a direct call of a provider client, as its own tests make) gets the old reply: `Stub answer
-to: <last user message>` and the line `<citation-url>STUB_CITATION</citation-url>`.
+tagged answer "Stub answer to: <question>" citing `STUB_CITATION`; for the analyzers' judges a
+well-formed JSON verdict). Any other system prompt (a direct call of a provider client, as its
+own tests make) gets the old reply: `Stub answer to: <last user message>` and the line
+`<citation-url>STUB_CITATION</citation-url>`.
 
 Faults: `Fault.status(code, retry_after=None, body=None)`, `Fault.delay(seconds)` (then
 the normal reply), `Fault.malformed()` (200, not JSON), `Fault.wrong_shape()` (200, JSON
@@ -180,7 +181,8 @@ class RecordedRequest:
     @property
     def stage(self) -> str | None:
         """Which pipeline stage this AI call is (`piStage2`, `translation`, `queryRewrite`,
-        `queryRewrite.simpler`, `context`, `answer`), or None (a search, or another prompt)."""
+        `queryRewrite.simpler`, `context`, `answer`, or an analyzer's judge: `analyzer.similar-answer`,
+        `analyzer.expert-scorer`), or None (a search, or another prompt)."""
         return stage_of(self.system) if self.api in AI_APIS else None
 
     def _messages(self) -> list[dict[str, Any]]:

@@ -25,13 +25,23 @@ What the model replies, deterministically:
   </s-1></answer>`; then `<citation-head>Stub page</citation-head>`,
   `<citation-url>STUB_CITATION</citation-url>` and `<confidence>0.9</confidence>`.
   Tag-like text in a question is not echoed.
+- `analyzer.similar-answer` (the similar-answer judge): one JSON object, `same-meaning` when
+  the reference and the new answer share at least `SAME_WORD_SHARE` of their words (Jaccard,
+  lower-cased), else `meaning-drift`; that share as `score`; no `changedFacts`; `winner`
+  `tie` (same) or `new` (drift) when the material says the reference is the baseline, else null.
+- `analyzer.expert-scorer` (the expert-scorer judge): one JSON object; the key ideas are the
+  reference's sentences, found when every word of four letters or more is in the new answer;
+  `pass` (all found), `fail` (none), `needs-review` (some); `answerTypeOk` when the
+  material's answer type is `normal`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 
+from lib.analyzers import expert_scorer, similar_answer
 from lib.chat.stages import ai_pii, answer, department, language, query_rewrite
 
 STUB_CITATION = "https://www.canada.ca/en/stub.html"
@@ -56,6 +66,8 @@ STAGE_OPENINGS: tuple[tuple[str, str], ...] = (
     (_opening(query_rewrite.SIMPLER_PROMPT), SIMPLER_STAGE),
     (_opening(department.SYSTEM_PROMPT), department.STAGE),
     (_opening(answer.GENERAL_RULES), answer.STAGE),
+    (_opening(similar_answer.SYSTEM_PROMPT), similar_answer.STAGE),
+    (_opening(expert_scorer.SYSTEM_PROMPT), expert_scorer.STAGE),
 )
 
 
@@ -161,6 +173,39 @@ def _answer_reply(system: str, user: str) -> str:
     return "\n".join(parts)
 
 
+SAME_WORD_SHARE = 0.8
+
+
+def _material(user: str, name: str) -> str:
+    """One tagged block of a judge's user message (`<name>` … `</name>`), or ""."""
+    found = re.search(rf"<{name}>\n(.*?)\n</{name}>", user, re.DOTALL)
+    return found.group(1) if found else ""
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text)}
+
+
+def _similarity_reply(system: str, user: str) -> str:
+    reference, new = _words(_material(user, "reference")), _words(_material(user, "new-answer"))
+    share = round(len(reference & new) / len(reference | new), 2) if reference | new else 1.0
+    same = share >= SAME_WORD_SHARE
+    winner = ("tie" if same else "new") if "baseline" in _material(user, "reference-kind") else None
+    return json.dumps({"label": "same-meaning" if same else "meaning-drift", "score": share, "changedFacts": [],
+                       "winner": winner})
+
+
+def _expert_reply(system: str, user: str) -> str:
+    sentences = re.split(r"(?<=[.!?])\s+", _material(user, "reference-answer"))
+    ideas = [s.strip() for s in sentences if s.strip()][: expert_scorer.MAX_IDEAS]
+    new = _words(_material(user, "new-answer"))
+    found = [idea for idea in ideas if {w for w in _words(idea) if len(w) >= 4} <= new]
+    missing = [idea for idea in ideas if idea not in found]
+    verdict = "pass" if not missing else "fail" if not found else "needs-review"
+    return json.dumps({"verdict": verdict, "ideasFound": found, "ideasMissing": missing,
+                       "answerTypeOk": _material(user, "answer-type").strip() == answer.NORMAL})
+
+
 _REPLIES: dict[str, Callable[[str, str], str]] = {
     ai_pii.STAGE: _pii_reply,
     language.STAGE: _translation_reply,
@@ -168,4 +213,6 @@ _REPLIES: dict[str, Callable[[str, str], str]] = {
     SIMPLER_STAGE: _simpler_reply,
     department.STAGE: _department_reply,
     answer.STAGE: _answer_reply,
+    similar_answer.STAGE: _similarity_reply,
+    expert_scorer.STAGE: _expert_reply,
 }
