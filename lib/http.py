@@ -12,11 +12,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request, Response
@@ -38,26 +39,61 @@ CLIENT_DISCONNECTED = "CLIENT_DISCONNECTED"
 # A 503 tells the caller to come back; without a Retry-After, clients guess (or hammer).
 DEFAULT_RETRY_AFTER_SECONDS = 5
 
-CONTENT_SECURITY_POLICY = "; ".join((
-    "default-src 'self'",
-    "script-src 'self'",  # the Vite build has no inline script (tests/unit/test_page_headers.py checks)
-    "style-src 'self'",
-    "img-src 'self' data:",  # the favicon is a data: URL
-    "connect-src 'self'",
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "object-src 'none'",
-))
+# Where the page may send a file straight to (a presigned POST, lib/direct_upload.py). In
+# production that is the bucket's virtual-hosted S3 name, which boto3 presigns as
+# https://<bucket>.s3.amazonaws.com in every region; the local stack computes its own
+# (moto's server) with `storage_sources`.
+PRODUCTION_STORAGE_SOURCES = ("https://*.s3.amazonaws.com",)
 
-# The headers of the page (the static UI), in one place: the local app server sends them,
-# and vercel.json's `headers` mirrors them for production (a test keeps the two equal).
-PAGE_HEADERS: Mapping[str, str] = MappingProxyType({
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-})
+
+def content_security_policy(storage_sources: Sequence[str] = PRODUCTION_STORAGE_SOURCES) -> str:
+    """The page's policy; `storage_sources` are the origins it may post files to."""
+    return "; ".join((
+        "default-src 'self'",
+        "script-src 'self'",  # the Vite build has no inline script (tests/unit/test_page_headers.py checks)
+        "style-src 'self'",
+        "img-src 'self' data:",  # the favicon is a data: URL
+        " ".join(("connect-src 'self'", *storage_sources)),
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "object-src 'none'",
+    ))
+
+
+def storage_sources(endpoint_url: str | None, bucket: str | None, region: str | None) -> tuple[str, ...]:
+    """The origins a presigned POST of these storage settings goes to (none without a bucket).
+
+    An S3-compatible server (S3_ENDPOINT_URL, moto's locally) is addressed by path: its
+    own origin. AWS itself: the bucket's virtual-hosted names, or the regional endpoint
+    for a bucket name with dots (which boto3 addresses by path).
+    """
+    if not bucket:
+        return ()
+    if endpoint_url:
+        parts = urlsplit(endpoint_url)
+        return (f"{parts.scheme}://{parts.netloc}",) if parts.scheme in ("http", "https") and parts.netloc else ()
+    region = region or "us-east-1"
+    if "." in bucket:
+        return ("https://s3.amazonaws.com",) if region == "us-east-1" else (f"https://s3.{region}.amazonaws.com",)
+    return (f"https://{bucket}.s3.amazonaws.com", f"https://{bucket}.s3.{region}.amazonaws.com")
+
+
+def page_headers(storage: Sequence[str] = PRODUCTION_STORAGE_SOURCES) -> Mapping[str, str]:
+    """The headers of the page (the static UI), its policy allowing posts to `storage`."""
+    return MappingProxyType({
+        "Content-Security-Policy": content_security_policy(storage),
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    })
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
+# The headers of the page in production, in one place: vercel.json's `headers` mirrors
+# them (a test keeps the two equal); the local app server sends `page_headers` of its
+# own storage settings.
+PAGE_HEADERS: Mapping[str, str] = page_headers()
 
 
 def to_jsonable(value: Any) -> Any:

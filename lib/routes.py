@@ -10,15 +10,19 @@ import hmac
 from werkzeug.wrappers import Response
 
 from lib.auth import BATCH_ROLES, authenticate, require_role
+from lib.batch_files import export_chunks
+from lib.deletion import BatchDeletion
 from lib.errors import BadRequest, Unauthorized
+from lib.export import content_disposition
 from lib.http import Call, Endpoint, iter_body, json_response, parse_json_object
 from lib.models import User
 from lib.queue import SIGNATURE_HEADER, parse_step_message, verify_signature
+from lib.results_page import ResultsPages, parse_page_query, wants_page
 from lib.services import get_services
-from lib.batch_files import export_chunks
-from lib.export import content_disposition
-from lib.upload import parse_form
+from lib.store.removal import BatchRemovalStore
+from lib.store.result_pages import ResultPageStore
 from lib.sweep import sweep
+from lib.upload import parse_form
 
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -103,6 +107,11 @@ def batch_results_handler(call: Call) -> Response:
         raise BadRequest("delivery must be url (or left out).", code="INVALID_DELIVERY", details={"field": "delivery"})
     if delivery == "url":  # {url, expiresAt}: a short-lived link to the export in object storage
         return json_response(get_services().batches.results_link(call.user, call.query("batchId"), fmt))
+    if fmt == "json" and wants_page(call.request.args):  # one page of the table (lib/results_page.py)
+        services = get_services()
+        query = parse_page_query(call.request.args)
+        batch = services.batches.owned(call.user, call.query("batchId"))
+        return json_response(ResultsPages(ResultPageStore(services.store)).page(batch, query))
     batch, columns, rows = get_services().batches.results(call.user, call.query("batchId"))
     if fmt == "json":
         return json_response({"batchId": batch.id, "status": batch.status.value, "columns": columns,
@@ -123,6 +132,19 @@ def cancel_batch_handler(call: Call) -> Response:
     return json_response(get_services().batches.cancel(call.user, batch_id))
 
 
+def delete_batch_handler(call: Call) -> Response:
+    """Delete a finished batch and all it made: 200 when gone, 202 when the caller must ask again."""
+    body = call.json_body()
+    batch_id = body.get("batchId")
+    if batch_id is not None and not isinstance(batch_id, str):
+        raise BadRequest("batchId must be a string.", code="INVALID_BATCH_ID", details={"field": "batchId"})
+    services = get_services()
+    deletion = BatchDeletion(services.batches, BatchRemovalStore(services.store), services.files, services.now)
+    answer, done = deletion.delete(call.user, batch_id)
+    call.log_fields.update(batch=answer["batchId"], deleted=answer["deletedItems"])
+    return json_response(answer, status=200 if done else 202)
+
+
 def upload_url_handler(call: Call) -> Response:
     """A presigned form post straight to object storage, for a file past the request cap."""
     return json_response(get_services().batches.upload_url(call.user, call.json_body()))
@@ -141,6 +163,8 @@ batch_results = Endpoint(batch_results_handler, methods=["GET"], authenticate=_b
 cancel_batch = Endpoint(cancel_batch_handler, methods=["POST"], authenticate=_batch_user, max_body_bytes=_max_body)
 upload_url = Endpoint(upload_url_handler, methods=["POST"], authenticate=_batch_user, max_body_bytes=lambda: 16 * 1024)
 batch_source = Endpoint(batch_source_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
+delete_batch = Endpoint(delete_batch_handler, methods=["POST"], authenticate=_batch_user,
+                        max_body_bytes=lambda: 16 * 1024)
 
 
 # --- queue and cron -----------------------------------------------------------------

@@ -15,8 +15,9 @@ import importlib.util
 import json
 import logging
 import mimetypes
+import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response
 
 from lib.errors import AppError
-from lib.http import PAGE_HEADERS
+from lib.http import PAGE_HEADERS, page_headers, storage_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -69,12 +70,14 @@ def load_routes(api_dir: Path) -> dict[str, WSGIApp]:
 class Router:
     """Dispatches `/api/...` to the route's app and everything else to the static UI."""
 
-    def __init__(self, routes: dict[str, WSGIApp], static_dir: Path | None):
+    def __init__(self, routes: dict[str, WSGIApp], static_dir: Path | None,
+                 headers: Mapping[str, str] = PAGE_HEADERS):
         self.routes = routes
         self.static_dir = static_dir.resolve() if static_dir else None
+        self.headers = headers  # the page's headers, its policy naming this stack's storage
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        return self._route(environ, _with_page_headers(start_response))
+        return self._route(environ, _with_page_headers(start_response, self.headers))
 
     def _route(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -98,12 +101,13 @@ class Router:
         return response
 
 
-def _with_page_headers(start_response: Callable[..., Any]) -> Callable[..., Any]:
+def _with_page_headers(start_response: Callable[..., Any],
+                       page: Mapping[str, str] = PAGE_HEADERS) -> Callable[..., Any]:
     """Add the page headers an answer lacks, as vercel.json's `headers` does for every path."""
 
     def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         present = {name.lower() for name, _ in headers}
-        extra = [(name, value) for name, value in PAGE_HEADERS.items() if name.lower() not in present]
+        extra = [(name, value) for name, value in page.items() if name.lower() not in present]
         return start_response(status, [*headers, *extra], exc_info)
 
     return start
@@ -163,7 +167,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds a connection may stall mid-request before it is ended")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    router = Router(load_routes(ROOT / "api"), Path(args.static))
+    # The page may post files straight to this stack's storage (moto's server locally).
+    storage = storage_sources(os.environ.get("S3_ENDPOINT_URL"), os.environ.get("S3_BUCKET"),
+                              os.environ.get("S3_REGION") or os.environ.get("AWS_REGION"))
+    router = Router(load_routes(ROOT / "api"), Path(args.static), page_headers(storage))
     server = make_app_server(args.host, args.port, router, read_timeout=args.read_timeout)
     print(f"app server listening on http://{args.host}:{server.server_port}", flush=True)
     try:

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -551,3 +552,243 @@ def test_the_page_runs_under_its_content_security_policy(browser, stack):
         if rows.count() > 0:
             rows.first.get_by_role("button", name="View results").click()
             expect(rows.first.get_by_test_id("results")).to_be_visible()
+
+
+# --- big batches in the table, deleting, direct uploads (issues 13 and 14) -----------------------
+
+SCREENS = Path("/tmp/screens")  # screenshots of the new states (outside the repository)
+BIG_ROWS = 5000
+
+
+@pytest.fixture(scope="module")
+def screens() -> Path:
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    return SCREENS
+
+
+def store_finished_batch(stack, rows: int, name: str) -> str:
+    """A finished batch of `rows` rows of the partner's, written straight to the stack's database.
+
+    bench/prestore.py writes the documents a finished batch has, in bulk (SecantusDB takes
+    about 120 single writes a second; a 5,000-row batch goes in within seconds this way).
+    A few rows are then made blocked or failed, so that the table's filters find something.
+    """
+    from pymongo import MongoClient
+
+    from bench.prestore import prestore
+
+    with MongoClient(stack.stack.mongodb_uri, tz_aware=True) as client:
+        db = client[stack.stack.db_name]
+        before = {d["_id"] for d in db.batches.find({}, {"_id": 1})}
+        prestore(db, rows, user_id=stack.stack.user_ids["partner"], batch_rows=rows, seed=len(before) + 1)
+        [batch_id] = [d["_id"] for d in db.batches.find({}, {"_id": 1}) if d["_id"] not in before]
+        db.batches.update_one({"_id": batch_id}, {"$set": {"name": name, "createdAt": datetime.now(UTC),
+                                                           "blockedItems": 3, "failedItems": 1,
+                                                           "processedItems": rows - 4,
+                                                           "status": "completed_with_errors"}})
+        for index in (10, 400, 4000):
+            if index < rows:
+                db.batch_items.update_one({"batchId": batch_id, "rowIndex": index},
+                                          {"$set": {"status": "blocked", "blockedBy": "piStage1", "answer": None}})
+        db.batch_items.update_one({"batchId": batch_id, "rowIndex": 7},
+                                  {"$set": {"status": "failed", "answer": None,
+                                            "error": {"code": "AI_TIMEOUT", "message": "slow"}}})
+    return str(batch_id)
+
+
+def results_requests(page: Page) -> list[str]:
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url) if "/api/batch/results" in request.url else None)
+    return seen
+
+
+def open_card(page: Page, batch_id: str, search_label: str = "Search by name") -> Locator:
+    page.get_by_label(search_label).fill(batch_id)
+    row = batch_row(page, batch_id)
+    expect(row).to_be_visible()
+    return row
+
+
+def test_a_5000_row_batch_is_paged_and_filtered_in_the_table_without_loading_every_row(browser, stack, screens):
+    name = unique("five thousand")
+    started = time.monotonic()
+    batch_id = store_finished_batch(stack, BIG_ROWS, name)
+    stored_seconds = time.monotonic() - started
+    with open_page(browser) as page:
+        asked = results_requests(page)
+        sign_in(page, stack, "partner")
+        row = open_card(page, batch_id)
+        row.get_by_role("button", name="View results").click()
+
+        table = row.get_by_role("table")
+        expect(table.locator("tbody tr")).to_have_count(50)
+        expect(row.get_by_test_id("results-page")).to_have_text("Page 1 of 100")
+        expect(row.get_by_test_id("results-count")).to_have_text("5,000 of 5,000 rows shown.")
+        assert all("limit=50" in url for url in asked), asked  # never every row at once
+        check_axe(page, "5,000 rows, first page")
+
+        row.get_by_role("button", name="Next page").click()
+        expect(row.get_by_test_id("results-page")).to_have_text("Page 2 of 100")
+        expect(table.locator("tbody tr").first.locator("td").nth(1)).to_have_text("52")
+
+        row.get_by_label("Row status").select_option("blocked")
+        expect(row.get_by_test_id("results-count")).to_have_text("3 of 5,000 rows shown.")
+        expect(table.locator("tbody tr")).to_have_count(3)
+        assert [r.get_attribute("data-status") for r in table.locator("tbody tr").all()] == ["blocked"] * 3
+        page.screenshot(path=screens / "14-table-5000-filtered-blocked.png", full_page=True)
+        check_axe(page, "5,000 rows, filtered to blocked")
+
+        row.get_by_label("Row status").select_option("")
+        row.get_by_label("Search the rows").fill("question 4321 (turn")
+        expect(row.get_by_test_id("results-count")).to_have_text("1 of 5,000 rows shown.")
+        row.get_by_role("button", name=re.compile(r"^Show row \d+ in full$")).first.click()
+        expect(row.get_by_test_id("result-detail")).to_be_visible()
+        page.screenshot(path=screens / "14-table-5000-search-row-open.png", full_page=True)
+        check_axe(page, "5,000 rows, searched, a row open")
+        assert len(asked) >= 4 and not any("offset" not in url for url in asked)
+
+    with open_page(browser, viewport=PHONE) as page:
+        sign_in(page, stack, "partner")
+        page.get_by_role("button", name="Afficher cette page en français").click()
+        row = open_card(page, batch_id, "Rechercher par nom")
+        row.get_by_role("button", name="Voir les résultats").click()
+        expect(row.get_by_role("table").locator("tbody tr")).to_have_count(50)
+        row.get_by_label("Bloqué par").select_option("piStage1")
+        expect(row.get_by_role("table").locator("tbody tr")).to_have_count(3)
+        assert page_width(page) <= PHONE["width"], "the paged table widens the phone page"
+        page.screenshot(path=screens / "14-table-5000-phone-fr.png", full_page=True)
+        check_axe(page, "phone, French, 5,000 rows filtered")
+    print(f"\n5,000-row batch stored in {stored_seconds:.1f} s")
+
+
+@pytest.mark.parametrize(("lang", "viewport"), [("en", DESKTOP), ("fr", PHONE)])
+def test_a_finished_batch_is_deleted_after_confirmation_and_leaves_the_list(browser, stack, api, screens, lang,
+                                                                             viewport):
+    from pymongo import MongoClient
+
+    name = unique(f"delete {lang}")
+    batch_id = store_finished_batch(stack, 300, name)
+    words = {"en": ("Search by name", "Delete", "Delete this batch?", "Yes, delete the batch", "was deleted"),
+             "fr": ("Rechercher par nom", "Supprimer", "Supprimer ce lot?", "Oui, supprimer le lot",
+                    "a été supprimé")}
+    search, delete, title, yes, gone = words[lang]
+    with open_page(browser, viewport=viewport) as page:
+        sign_in(page, stack, "partner")
+        if lang == "fr":
+            page.get_by_role("button", name="Afficher cette page en français").click()
+        row = open_card(page, batch_id, search)
+        row.get_by_role("button", name=delete, exact=True).click()
+        dialog = page.get_by_role("alertdialog", name=title)
+        expect(dialog).to_contain_text(name)
+        if viewport == PHONE:
+            assert page_width(page) <= PHONE["width"]
+        page.screenshot(path=screens / f"14-delete-confirm-{lang}.png", full_page=True)
+        check_axe(page, f"delete confirmation ({lang})")
+
+        started = time.monotonic()
+        dialog.get_by_role("button", name=yes).click()
+        expect(row).to_have_count(0, timeout=60_000)
+        seconds = time.monotonic() - started
+        expect(page.get_by_test_id("batch-deleted")).to_contain_text(gone)
+        page.screenshot(path=screens / f"14-deleted-{lang}.png", full_page=True)
+        check_axe(page, f"after a delete ({lang})")
+    print(f"\n300-row batch deleted through the page in {seconds:.1f} s")
+
+    assert api.get(f"/api/batch/status?batchId={batch_id}",
+                   headers={"Authorization": f"Bearer {stack.tokens['partner']}"}).status == 404
+    with MongoClient(stack.stack.mongodb_uri) as client:
+        db = client[stack.stack.db_name]
+        from bson import ObjectId
+
+        assert db.batch_items.count_documents({"batchId": ObjectId(batch_id)}) == 0
+        assert db.batches.count_documents({"_id": ObjectId(batch_id)}) == 0
+
+
+def big_csv(folder: Path, rows: int = 1000, note_chars: int = 5000) -> Path:
+    """A CSV past Vercel's 4.5 MB request cap: few rows, each with a long note of its own."""
+    path = folder / "big-questions.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["QUESTION", "notes"])
+        for n in range(rows):
+            writer.writerow([f"Question {n}: how do I renew my passport?", f"{n} " + "x" * note_chars])
+    assert path.stat().st_size > 4_718_592
+    return path
+
+
+@pytest.mark.parametrize(("lang", "viewport"), [("en", DESKTOP), ("fr", PHONE)])
+def test_a_file_past_4_5_mb_goes_straight_to_storage_with_a_progress_bar(browser, stack, api, screens, tmp_path,
+                                                                         lang, viewport):
+    path = big_csv(tmp_path)
+    words = {"en": ("Spreadsheet of questions", "Batch name", "Upload and start",
+                    "Sending “big-questions.csv” to file storage",
+                    "a file past that goes straight to file storage, up to 100 MB and 100,000 rows"),
+             "fr": ("Tableur de questions", "Nom du lot", "Téléverser et lancer",
+                    "Envoi de « big-questions.csv » au stockage des fichiers",
+                    ("un fichier plus gros va directement au stockage des fichiers, "
+                     "jusqu’à 100 Mo et 100 000 lignes"))}
+    file_label, name_label, submit, bar_name, limits = words[lang]
+    with open_page(browser, viewport=viewport) as page:
+        sign_in(page, stack, "partner")
+        if lang == "fr":
+            page.get_by_role("button", name="Afficher cette page en français").click()
+        assert limits in page.get_by_test_id("upload-limits").inner_text().replace("\u202f", " ").replace("\xa0", " ")
+        # Slow the upload down (1 MB/s) so that the bar is seen moving.
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
+                                                      "uploadThroughput": 1_000_000})
+        posts: list[str] = []
+        page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+        page.get_by_label(file_label).set_input_files(path)
+        page.get_by_label(name_label).fill(unique(f"direct {lang}"))
+        started = time.monotonic()
+        page.get_by_role("button", name=submit).click()
+
+        bar = page.get_by_role("progressbar", name=bar_name)
+        expect(bar).to_be_visible()
+        expect(bar).not_to_have_attribute("value", "0", timeout=10_000)
+        page.wait_for_function("() => Number(document.querySelector('#upload-progress-bar')?.value) >= 20")
+        if viewport == PHONE:
+            assert page_width(page) <= PHONE["width"]
+        page.screenshot(path=screens / f"13-direct-upload-progress-{lang}.png", full_page=True)
+        check_axe(page, f"direct upload in progress ({lang})")
+
+        expect(page.get_by_test_id("upload-success")).to_be_visible(timeout=UPLOAD_TIMEOUT_MS)
+        seconds = time.monotonic() - started
+        batch_id = page.get_by_test_id("upload-batch-id").inner_text().strip()
+        page.screenshot(path=screens / f"13-direct-upload-created-{lang}.png", full_page=True)
+        check_axe(page, f"direct upload created ({lang})")
+    print(f"\n{path.stat().st_size:,} bytes sent straight to storage and created in {seconds:.1f} s")
+
+    s3 = stack.stack.s3_url
+    assert any(url.startswith(s3) for url in posts), posts  # the file went to storage, not through create
+    assert any(url.endswith("/api/batch/upload-url") for url in posts)
+    token = stack.tokens["partner"]
+    status = batch_status(api, token, batch_id)
+    assert status["totalItems"] == 1000 and status["fileName"] == "big-questions.csv"
+    # Not left running on a shared machine: cancelled, then deleted once it has stopped.
+    api.post("/api/batch/cancel", headers={"Authorization": f"Bearer {token}"}, data={"batchId": batch_id})
+    wait_until_final(api, token, batch_id)
+    deleted = api.post("/api/batch/delete", headers={"Authorization": f"Bearer {token}"}, data={"batchId": batch_id})
+    while deleted.status == 202:
+        deleted = api.post("/api/batch/delete", headers={"Authorization": f"Bearer {token}"},
+                           data={"batchId": batch_id})
+    assert deleted.status == 200, deleted.text()
+
+
+def test_a_direct_upload_passes_the_pages_content_security_policy(browser, stack, api, tmp_path):
+    # The app server names its own storage in connect-src (lib.http.storage_sources); a
+    # refused post would be a console error, which fails the test.
+    with open_page(browser, enforce_csp=True) as page:
+        response = page.goto(stack.base_url)
+        assert stack.stack.s3_url in response.headers["content-security-policy"]
+        sign_in(page, stack, "partner")
+        page.get_by_label("Spreadsheet of questions").set_input_files(big_csv(tmp_path))
+        page.get_by_label("Batch name").fill(unique("direct under csp"))
+        page.get_by_role("button", name="Upload and start").click()
+        expect(page.get_by_test_id("upload-success")).to_be_visible(timeout=UPLOAD_TIMEOUT_MS)
+        batch_id = page.get_by_test_id("upload-batch-id").inner_text().strip()
+    token = stack.tokens["partner"]
+    api.post("/api/batch/cancel", headers={"Authorization": f"Bearer {token}"}, data={"batchId": batch_id})
+    wait_until_final(api, token, batch_id)

@@ -105,7 +105,7 @@ def world(installed, users) -> World:
     )
     clients = {name: Client(getattr(routes, name)) for name in
                ("chat_message", "cancel_batch", "batch_status", "batch_results", "batch_list", "batch_options",
-                "process_step")}
+                "process_step", "delete_batch")}
     return World(installed, users, own, other["batchId"], chat.chat_id, clients)
 
 
@@ -316,6 +316,24 @@ def test_cancel_answers_200_or_a_coded_4xx_and_never_touches_anothers_batch(worl
     assert world.other_batch_doc()["status"] == "queued"
 
 
+@fuzz_settings(40)
+@given(body=json_bodies(cancel_objects), content_type=content_types)
+@example(body=b'{"batchId": {"$ne": null}}', content_type="application/json")
+@example(body=b'{"batchId": "<other>"}', content_type="application/json")
+@example(body=b'{"batchId": "<own>"}', content_type="application/json")
+def test_delete_answers_a_coded_4xx_and_never_removes_a_running_or_anothers_batch(world, body, content_type):
+    body = world.resolve(body.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+    response = post(world.clients["delete_batch"], "/api/batch/delete", body, content_type,
+                    bearer(world.users["partner"].id), "")
+
+    assert_answered_with_a_code(response, 200)
+    assert response.status_code in (400, 404, 409, 413, 415), response.get_data(as_text=True)
+    assert_nothing_of_the_other_partner(response)
+    assert world.other_batch_doc() is not None
+    assert world.services.store.batch_items.count_documents({"batchId": ObjectId(world.own_batch)}) > 0
+
+
 # ------------------------------------------------------------------------------ authentication
 
 
@@ -338,7 +356,7 @@ subjects = st.sampled_from([{"$ne": None}, ["x"], 5, None, True, "", "[$ne]", "0
 
 @fuzz_settings(40)
 @given(route=st.sampled_from(["chat_message", "cancel_batch", "batch_status", "batch_results", "batch_list",
-                              "batch_options"]),
+                              "batch_options", "delete_batch"]),
        forged=st.integers(0, 10), subject=subjects, use_subject=st.booleans())
 def test_a_bad_token_gets_401_and_no_data_on_every_route(world, route, forged, subject, use_subject):
     if use_subject:
@@ -361,7 +379,8 @@ def test_a_bad_token_gets_401_and_no_data_on_every_route(world, route, forged, s
 
 
 def test_a_role_without_batch_access_gets_403_and_no_data(world):
-    for route in ("cancel_batch", "batch_status", "batch_results", "batch_list", "batch_options", "chat_message"):
+    for route in ("cancel_batch", "batch_status", "batch_results", "batch_list", "batch_options", "chat_message",
+                  "delete_batch"):
         method = "GET" if route.startswith("batch_") else "POST"
         response = world.clients[route].open("/", method=method, headers=bearer(world.users["user"].id),
                                               query_string=f"batchId={world.own_batch}", json={"message": "hi"})

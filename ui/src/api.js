@@ -98,9 +98,19 @@ export function createBatch(formData) {
 }
 
 /** Builds the multipart body that create expects from the upload form's values (concurrency is optional). */
-export function buildCreateForm({ file, batchName, aiProvider, searchProvider, lang, applyOverrides, concurrency }) {
+export function buildCreateForm({
+  file,
+  uploadId,
+  batchName,
+  aiProvider,
+  searchProvider,
+  lang,
+  applyOverrides,
+  concurrency,
+}) {
   const form = new FormData();
-  form.append('file', file, file.name);
+  if (uploadId) form.append('uploadId', uploadId);
+  else form.append('file', file, file.name);
   form.append('batchName', batchName);
   form.append('aiProvider', aiProvider);
   form.append('searchProvider', searchProvider);
@@ -134,6 +144,85 @@ export function getStatus(batchId) {
 /** GET /api/batch/results as JSON: {batchId, status, columns, items}. */
 export function getResults(batchId) {
   return requestJson(withId('results', batchId, { format: 'json' }));
+}
+
+/** The table's page parameters the server takes (lib/results_page.py); empty ones are left out. */
+export const PAGE_PARAMS = ['offset', 'limit', 'status', 'blockedBy', 'answerType', 'chat', 'q', 'sort'];
+
+/**
+ * GET /api/batch/results as one page of JSON: {batchId, status, columns, total, offset,
+ * limit, items}, filtered (status, blockedBy, answerType, chat), searched (q) and sorted
+ * (rowNumber, -rowNumber, responseTimeMs, -responseTimeMs) by the server.
+ */
+export function getResultsPage(batchId, params = {}) {
+  const extra = { format: 'json', offset: '0' };
+  for (const name of PAGE_PARAMS) {
+    const value = params[name];
+    if (value !== undefined && value !== null && String(value).trim() !== '') extra[name] = String(value).trim();
+  }
+  return requestJson(withId('results', batchId, extra));
+}
+
+/**
+ * POST /api/batch/delete until the batch is gone: the server answers 202 while rows are
+ * left (each call works for a few seconds), 200 `{batchId, deleted: true}` at the end.
+ */
+export async function deleteBatch(batchId, { maxCalls = 500 } = {}) {
+  for (let call = 0; call < maxCalls; call += 1) {
+    const response = await request(`${API_BASE}/delete`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ batchId }),
+    });
+    const answer = await response.json();
+    if (response.status === 200 && answer?.deleted) return answer;
+  }
+  throw new ApiError({ status: 0, code: 'DELETE_UNFINISHED', message: 'The batch is not fully deleted yet.' });
+}
+
+/** POST /api/batch/upload-url: a presigned form for a file past the request cap, {uploadId, url, fields, maxBytes}. */
+export function requestUploadUrl({ fileName, size, contentType }) {
+  return requestJson(`${API_BASE}/upload-url`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ fileName, size, contentType }),
+  });
+}
+
+/** The content type upload-url expects for a file, from its extension. */
+export function uploadContentType(fileName) {
+  return /\.xlsx$/i.test(String(fileName ?? ''))
+    ? 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet'
+    : 'text/csv';
+}
+
+/**
+ * Posts the file straight to storage with the presigned form (every field, then the file
+ * last), reporting progress as `onProgress(loaded, total)`. XMLHttpRequest, because fetch
+ * has no upload progress. Resolves when storage has it; rejects with an ApiError otherwise.
+ */
+export function postToStorage(presigned, file, { onProgress = () => {}, XHR = globalThis.XMLHttpRequest } = {}) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    for (const [name, value] of Object.entries(presigned?.fields ?? {})) form.append(name, value);
+    form.append('file', file, file.name);
+    const xhr = new XHR();
+    xhr.open('POST', presigned.url);
+    xhr.upload.onprogress = (event) => onProgress(event.loaded, event.lengthComputable ? event.total : file.size);
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        onProgress(file.size, file.size);
+        resolve();
+      } else {
+        reject(new ApiError({ status: xhr.status, code: 'STORAGE_UPLOAD_FAILED', message: 'Storage refused the file.' }));
+      }
+    };
+    const unreachable = () =>
+      reject(new ApiError({ status: 0, code: 'STORAGE_UNREACHABLE', message: 'Storage could not be reached.' }));
+    xhr.onerror = unreachable;
+    xhr.ontimeout = unreachable;
+    xhr.send(form);
+  });
 }
 
 /** The results URL for a format (json, csv, xlsx); it needs the bearer header, so fetch it. */

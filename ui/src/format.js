@@ -2,12 +2,13 @@
 // counts, durations, sizes and dates. No React here, so they are tested as plain functions.
 
 /** Statuses a batch goes through before it is final; only these are polled. */
-export const ACTIVE_STATUSES = ['queued', 'processing', 'cancelling'];
+// `ingesting`: a file sent straight to storage whose rows are being written by steps.
+export const ACTIVE_STATUSES = ['ingesting', 'queued', 'processing', 'cancelling'];
 /** Statuses from which a cancel may be asked (a cancelling batch is already stopping). */
-export const CANCELLABLE_STATUSES = ['queued', 'processing'];
+export const CANCELLABLE_STATUSES = ['ingesting', 'queued', 'processing'];
 export const FINAL_STATUSES = ['processed', 'completed_with_errors', 'cancelled', 'failed'];
 /** Every batch status, in the order a batch meets them (for the list's filter). */
-export const BATCH_STATUSES = ['queued', 'processing', 'cancelling', ...FINAL_STATUSES];
+export const BATCH_STATUSES = ['ingesting', 'queued', 'processing', 'cancelling', ...FINAL_STATUSES];
 /** What became of a row, in the order the progress bar draws them. */
 export const OUTCOMES = ['answered', 'blocked', 'failed', 'cancelled'];
 
@@ -16,7 +17,12 @@ export function isActive(status) {
   return ACTIVE_STATUSES.includes(status);
 }
 
-/** True when the cancel button applies: queued or processing. */
+/** True when a batch may be deleted: final (a running batch's steps would write rows back). */
+export function canDelete(status) {
+  return FINAL_STATUSES.includes(status);
+}
+
+/** True when the cancel button applies: ingesting, queued or processing. */
 export function canCancel(status) {
   return CANCELLABLE_STATUSES.includes(status);
 }

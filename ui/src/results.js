@@ -41,6 +41,38 @@ export const RESULT_FIELDS = [
 export const DEFAULT_FIELDS = ['rowNumber', 'status', 'redactedQuestion', 'answer', 'citationUrl', 'error'];
 /** Row statuses, for the table's filter. */
 export const ROW_STATUSES = ['succeeded', 'blocked', 'failed', 'cancelled', 'processing', 'pending'];
+/** The pipeline's stages that may block a row (lib/chat/stages/base.py BlockedBy). */
+export const BLOCKED_STAGES = [
+  'shortQuery',
+  'piStage1',
+  'piStage2',
+  'profanity',
+  'threat',
+  'manipulation',
+  'obfuscated',
+  'undetermined',
+  'contentFilter',
+];
+/** An answer's types (lib/chat/stages/answer.py). */
+export const ANSWER_TYPES = ['normal', 'clarifying-question', 'pt-muni', 'not-gc'];
+/** The result fields the server sorts by (lib/results_page.py): the others are not sortable. */
+export const SORTABLE_FIELDS = ['rowNumber', 'responseTimeMs'];
+/** Rows a page of the table asks the server for. */
+export const SERVER_PAGE_SIZE = 50;
+
+/** The server's `sort` parameter for a column and direction, or null when it cannot sort by it. */
+export function sortParam(field, direction = 'ascending') {
+  if (!SORTABLE_FIELDS.includes(field)) return null;
+  return direction === 'descending' ? `-${field}` : field;
+}
+
+/** What the pager shows for a server page: {page, pages, from, to} (1-based), from total/offset/limit. */
+export function serverPage({ total = 0, offset = 0, limit = SERVER_PAGE_SIZE, shown = 0 } = {}) {
+  const size = Math.max(1, limit);
+  const pages = Math.max(1, Math.ceil(total / size));
+  const page = Math.min(pages, Math.floor(offset / size) + 1);
+  return { page, pages, from: shown ? offset + 1 : 0, to: offset + shown };
+}
 
 const RESULT_SUFFIX = ' (result)';
 

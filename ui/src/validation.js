@@ -17,10 +17,23 @@ export function extensionOf(fileName) {
 }
 
 /**
+ * Whether a file goes straight to storage (presigned upload-url) rather than in the
+ * create request: only past the request cap, and only where the deployment allows it.
+ */
+export function goesDirect(file, { maxBytes = MAX_UPLOAD_BYTES, maxDirectBytes = 0 } = {}) {
+  return Boolean(file) && file.size > maxBytes && maxDirectBytes > maxBytes && file.size <= maxDirectBytes;
+}
+
+/**
  * The problems with an upload, as `{field, key, params}` (key is an i18n key), in the
  * order the fields appear on the form. An empty list means the upload may go.
+ * `maxBytes` is the create request's cap; `maxDirectBytes` (0: no object storage) the
+ * cap of a file sent straight to storage.
  */
-export function validateUpload({ file, batchName, concurrency = '', maxConcurrency = MAX_CONCURRENCY }, lang = 'en') {
+export function validateUpload(
+  { file, batchName, concurrency = '', maxConcurrency = MAX_CONCURRENCY, maxBytes = MAX_UPLOAD_BYTES, maxDirectBytes = 0 },
+  lang = 'en',
+) {
   const locale = lang === 'fr' ? 'fr-CA' : 'en-CA';
   const problems = [];
   if (!file) {
@@ -29,7 +42,8 @@ export function validateUpload({ file, batchName, concurrency = '', maxConcurren
     problems.push({ field: 'file', key: 'validation.fileType', params: { name: file.name } });
   } else if (file.size === 0) {
     problems.push({ field: 'file', key: 'validation.fileEmpty', params: { name: file.name } });
-  } else if (file.size > MAX_UPLOAD_BYTES) {
+  } else if (file.size > Math.max(maxBytes, maxDirectBytes)) {
+    const limit = Math.max(maxBytes, maxDirectBytes);
     problems.push({
       field: 'file',
       key: 'validation.fileTooLarge',
@@ -37,7 +51,8 @@ export function validateUpload({ file, batchName, concurrency = '', maxConcurren
         name: file.name,
         size: formatBytes(file.size, lang),
         bytes: file.size.toLocaleString(locale),
-        limit: MAX_UPLOAD_BYTES.toLocaleString(locale),
+        limitSize: formatBytes(limit, lang),
+        limit: limit.toLocaleString(locale),
       },
     });
   }

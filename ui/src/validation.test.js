@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_UPLOAD_BYTES, extensionOf, nameFromFile, validateUpload } from './validation.js';
+import { MAX_UPLOAD_BYTES, extensionOf, goesDirect, nameFromFile, validateUpload } from './validation.js';
 
 const fileOf = (name, size) => ({ name, size });
 const keys = (problems) => problems.map((problem) => problem.key);
@@ -54,7 +54,26 @@ describe('validateUpload', () => {
 
   it('gives the size of a file that is too large', () => {
     const [problem] = validateUpload({ file: fileOf('big.csv', 6 * 1024 * 1024), batchName: 'b' });
-    expect(problem.params).toEqual({ name: 'big.csv', size: '6 MB', bytes: '6,291,456', limit: '4,718,592' });
+    expect(problem.params).toEqual({
+      name: 'big.csv',
+      size: '6 MB',
+      bytes: '6,291,456',
+      limitSize: '4.5 MB',
+      limit: '4,718,592',
+    });
+  });
+
+  it('lets a file past the request cap go straight to storage where the deployment allows it', () => {
+    const big = fileOf('big.csv', 6 * 1024 * 1024);
+    const limits = { maxBytes: 4_718_592, maxDirectBytes: 100 * 1024 * 1024 };
+    expect(validateUpload({ file: big, batchName: 'b', ...limits })).toEqual([]);
+    expect(goesDirect(big, limits)).toBe(true);
+    expect(goesDirect(fileOf('small.csv', 1000), limits)).toBe(false);
+    expect(goesDirect(big, { maxBytes: 4_718_592, maxDirectBytes: 0 })).toBe(false);
+    const huge = fileOf('huge.csv', 101 * 1024 * 1024);
+    const [problem] = validateUpload({ file: huge, batchName: 'b', ...limits });
+    expect(problem.key).toBe('validation.fileTooLarge');
+    expect(problem.params.limitSize).toBe('100 MB');
   });
 });
 

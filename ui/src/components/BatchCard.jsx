@@ -4,12 +4,13 @@
 // processing. A cancelling batch says that its rows in flight are finishing.
 
 import { useRef, useState } from 'react';
-import { cancelBatch, downloadResults, getStatus } from '../api.js';
+import { cancelBatch, deleteBatch, downloadResults, getStatus } from '../api.js';
 import { errorSentence } from '../errors.js';
 import {
   batchDurationSeconds,
   batchProgress,
   canCancel,
+  canDelete,
   formatCount,
   formatDateTime,
   formatDuration,
@@ -31,9 +32,11 @@ const DOWNLOADS = [
 /** The id of a batch card's heading, which the page focuses to bring a batch into view. */
 export const batchHeadingId = (batchId) => `batch-heading-${batchId}`;
 
-export default function BatchCard({ batch, pollError, onUpdate }) {
+export default function BatchCard({ batch, pollError, onUpdate, onDeleted = () => {} }) {
   const { lang, t } = useLanguage();
   const [confirming, setConfirming] = useState(false);
+  const [confirmingDelete, setConfirmingDelete] = useState(false);
+  const [deleting, setDeleting] = useState(false);
   const [cancelling, setCancelling] = useState(false);
   const [showResults, setShowResults] = useState(false);
   const [downloading, setDownloading] = useState(null);
@@ -80,6 +83,20 @@ export default function BatchCard({ batch, pollError, onUpdate }) {
       if (error.status === 409) await refreshStatus();
     } finally {
       setCancelling(false);
+    }
+  };
+
+  const confirmDelete = async () => {
+    setConfirmingDelete(false);
+    setDeleting(true);
+    setActionError(null);
+    try {
+      await deleteBatch(batchId);
+      onDeleted(batch);
+    } catch (error) {
+      setDeleting(false);
+      setActionError(t('batch.deleteFailed', { message: errorSentence(error, lang) }));
+      if (error.status === 409 || error.status === 404) await refreshStatus();
     }
   };
 
@@ -211,6 +228,18 @@ export default function BatchCard({ batch, pollError, onUpdate }) {
             {cancelling ? t('batch.cancelling') : t('batch.cancel')}
           </button>
         )}
+        {canDelete(status) && (
+          <button
+            type="button"
+            className="button button--danger"
+            aria-describedby={headingId}
+            aria-disabled={deleting || undefined}
+            data-testid="batch-delete"
+            onClick={() => !deleting && setConfirmingDelete(true)}
+          >
+            {deleting ? t('batch.deleting') : t('batch.delete')}
+          </button>
+        )}
       </div>
 
       {showResults && <ResultsTable batchId={batchId} name={name} active={isActive(status)} />}
@@ -223,6 +252,16 @@ export default function BatchCard({ batch, pollError, onUpdate }) {
           cancelLabel={t('confirm.no')}
           onConfirm={confirmCancel}
           onCancel={() => setConfirming(false)}
+        />
+      )}
+      {confirmingDelete && (
+        <ConfirmDialog
+          title={t('deleteConfirm.title')}
+          body={t('deleteConfirm.body', { name, count: number(batch.totalItems ?? 0) })}
+          confirmLabel={t('deleteConfirm.yes')}
+          cancelLabel={t('deleteConfirm.no')}
+          onConfirm={confirmDelete}
+          onCancel={() => setConfirmingDelete(false)}
         />
       )}
     </li>

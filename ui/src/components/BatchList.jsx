@@ -46,6 +46,8 @@ export default function BatchList({ refreshKey = 0, announce = () => {}, focusRe
   const [statusFilter, setStatusFilter] = useState('');
   const [limit, setLimit] = useState(LIST_PAGE_SIZE);
   const [focusTarget, setFocusTarget] = useState(null);
+  const [deleted, setDeleted] = useState(null);
+  const listHeading = useRef(null);
   const latest = useRef(batches);
   latest.current = batches;
   // batchId -> time until which a batch cancelled on this page is still read.
@@ -80,6 +82,17 @@ export default function BatchList({ refreshKey = 0, announce = () => {}, focusRe
       current.map((batch) => (batch.batchId === update.batchId ? { ...batch, ...update } : batch)),
     );
   }, []);
+
+  // A deleted batch leaves the list; the news is announced and the focus goes to the list's heading.
+  const removeBatch = useCallback(
+    (gone) => {
+      setBatches((current) => current.filter((batch) => batch.batchId !== gone.batchId));
+      setDeleted(t('list.deleted', { name: gone.name || gone.batchId }));
+      announce(t('list.deleted', { name: gone.name || gone.batchId }));
+      listHeading.current?.focus();
+    },
+    [announce, t],
+  );
 
   const describe = (batch) => {
     const { percent } = batchProgress(batch);
@@ -166,11 +179,18 @@ export default function BatchList({ refreshKey = 0, announce = () => {}, focusRe
   return (
     <section className="panel batch-list" aria-labelledby="list-heading" data-testid="batch-list">
       <div className="panel__header">
-        <h2 id="list-heading">{t('list.heading')}</h2>
+        <h2 id="list-heading" tabIndex={-1} ref={listHeading}>
+          {t('list.heading')}
+        </h2>
         <button type="button" className="button button--secondary button--small" onClick={load}>
           {t('list.refresh')}
         </button>
       </div>
+      {deleted && (
+        <p className="notice notice--success" data-testid="batch-deleted">
+          {deleted}
+        </p>
+      )}
       {error && (
         <div className="notice notice--error" role="alert" data-testid="batch-list-error">
           <p>{t('list.error', { message: errorSentence(error, lang) })}</p>
@@ -232,7 +252,13 @@ export default function BatchList({ refreshKey = 0, announce = () => {}, focusRe
       {shown.length > 0 && (
         <ul className="batch-list__items" aria-busy={loading || undefined}>
           {shown.map((batch) => (
-            <BatchCard key={batch.batchId} batch={batch} pollError={pollErrors[batch.batchId]} onUpdate={updateBatch} />
+            <BatchCard
+              key={batch.batchId}
+              batch={batch}
+              pollError={pollErrors[batch.batchId]}
+              onUpdate={updateBatch}
+              onDeleted={removeBatch}
+            />
           ))}
         </ul>
       )}

@@ -5,21 +5,68 @@
 // /api/batch/create and shows the new batch (with a link to its card, dismissible), the
 // file's warnings in their own box, or the server's error as a sentence.
 // `options` (GET /api/batch/options) narrows the providers to those this deployment
-// has configured and gives the defaults; without it every provider is offered.
+// has configured and gives the defaults and limits; without it every provider is offered.
+// A file past the request cap (4.5 MB on Vercel) goes straight to object storage where
+// the deployment has it: a presigned form from /api/batch/upload-url, posted with
+// XMLHttpRequest so that its progress shows in a bar, then create with the `uploadId`.
 
 import { useEffect, useRef, useState } from 'react';
-import { buildCreateForm, createBatch } from '../api.js';
+import { buildCreateForm, createBatch, postToStorage, requestUploadUrl, uploadContentType } from '../api.js';
 import { errorSentence } from '../errors.js';
-import { formatBytes } from '../format.js';
+import { formatBytes, formatCount } from '../format.js';
 import { providerName } from '../i18n.js';
 import { useLanguage } from '../LanguageContext.jsx';
-import { MAX_CONCURRENCY, nameFromFile, validateUpload } from '../validation.js';
+import { MAX_CONCURRENCY, MAX_UPLOAD_BYTES, goesDirect, nameFromFile, validateUpload } from '../validation.js';
 import { normalizeWarning, warningRows, warningSentence } from '../warnings.js';
 
 export const AI_PROVIDERS = ['offline', 'openai', 'azure', 'anthropic'];
 export const SEARCH_PROVIDERS = ['offline', 'google', 'canadaca'];
 const ACCEPT = '.csv,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
 const FIELD_IDS = { file: 'upload-file', batchName: 'upload-name', concurrency: 'upload-concurrency' };
+const DEFAULT_MAX_ROWS = 10_000; // MAX_BATCH_ROWS by default (lib/settings.py)
+
+/** The upload limits of this deployment (GET /api/batch/options), with the request cap as the default. */
+export function uploadLimits(options) {
+  const limits = options?.limits ?? {};
+  const direct = options?.directUploads ? Number(limits.maxUploadBytesDirect) || 0 : 0;
+  return {
+    maxBytes: Number(limits.maxUploadBytes) || MAX_UPLOAD_BYTES,
+    maxRows: Number(limits.maxBatchRows) || DEFAULT_MAX_ROWS,
+    maxDirectBytes: direct,
+    maxDirectRows: direct ? Number(limits.maxBatchRowsDirect) || 0 : 0,
+  };
+}
+
+/** A bar for the file's journey to storage: a labelled <progress>, with the bytes sent in words. */
+export function UploadProgress({ name, loaded, total }) {
+  const { lang, t } = useLanguage();
+  const percent = total > 0 ? Math.min(100, Math.floor((loaded / total) * 100)) : 0;
+  const done = total > 0 && loaded >= total;
+  return (
+    <div className="upload-progress" data-testid="upload-progress">
+      <label htmlFor="upload-progress-bar" id="upload-progress-label">
+        {t('upload.progressLabel', { name })}
+      </label>
+      <progress
+        id="upload-progress-bar"
+        className="upload-progress__bar"
+        max={100}
+        value={percent}
+        aria-valuetext={`${percent}%`}
+        aria-describedby="upload-progress-text"
+      />
+      <p id="upload-progress-text" className="field__hint" aria-live="polite" data-testid="upload-progress-text">
+        {done
+          ? t('upload.progressDone')
+          : t('upload.progressText', {
+              sent: formatBytes(loaded, lang),
+              size: formatBytes(total, lang),
+              percent: formatCount(percent, lang),
+            })}
+      </p>
+    </div>
+  );
+}
 
 /** The choices offered: the server's list when it sent one, else every known value. */
 function choicesFrom(list, known) {
@@ -32,6 +79,8 @@ export default function BatchUpload({ onCreated, onShowBatch, options = null }) 
   const aiChoices = choicesFrom(options?.aiProviders, AI_PROVIDERS);
   const searchChoices = choicesFrom(options?.searchProviders, SEARCH_PROVIDERS);
   const maxConcurrency = options?.limits?.maxConcurrency || MAX_CONCURRENCY;
+  const limits = uploadLimits(options);
+  const [sending, setSending] = useState(null); // {name, loaded, total} while a file goes to storage
   const [file, setFile] = useState(null);
   const [batchName, setBatchName] = useState('');
   const [nameEdited, setNameEdited] = useState(false);
@@ -99,14 +148,31 @@ export default function BatchUpload({ onCreated, onShowBatch, options = null }) 
     setCreated(null);
     setWarnings([]);
     setServerError(null);
-    const found = validateUpload({ file, batchName, concurrency, maxConcurrency }, lang);
+    const found = validateUpload(
+      { file, batchName, concurrency, maxConcurrency, maxBytes: limits.maxBytes, maxDirectBytes: limits.maxDirectBytes },
+      lang,
+    );
     setProblems(found);
     if (found.length > 0) return;
     setSubmitting(true);
     try {
+      let uploadId = null;
+      if (goesDirect(file, limits)) {
+        setSending({ name: file.name, loaded: 0, total: file.size });
+        const presigned = await requestUploadUrl({
+          fileName: file.name,
+          size: file.size,
+          contentType: uploadContentType(file.name),
+        });
+        await postToStorage(presigned, file, {
+          onProgress: (loaded, total) => setSending({ name: file.name, loaded, total }),
+        });
+        uploadId = presigned.uploadId;
+      }
       const result = await createBatch(
         buildCreateForm({
           file,
+          uploadId,
           batchName: batchName.trim(),
           aiProvider: aiValue,
           searchProvider: searchValue,
@@ -126,6 +192,7 @@ export default function BatchUpload({ onCreated, onShowBatch, options = null }) 
       setServerError(error);
     } finally {
       setSubmitting(false);
+      setSending(null);
     }
   };
 
@@ -162,8 +229,13 @@ export default function BatchUpload({ onCreated, onShowBatch, options = null }) 
       <form onSubmit={onSubmit} noValidate>
         <div className={`field${fileProblem ? ' field--invalid' : ''}`}>
           <label htmlFor="upload-file">{t('upload.file')}</label>
-          <p id="upload-file-hint" className="field__hint">
-            {t('upload.fileHint')}
+          <p id="upload-file-hint" className="field__hint" data-testid="upload-limits">
+            {t(limits.maxDirectBytes > limits.maxBytes ? 'upload.fileHintDirect' : 'upload.fileHint', {
+              maxSize: formatBytes(limits.maxBytes, lang),
+              maxRows: formatCount(limits.maxRows, lang),
+              directSize: formatBytes(limits.maxDirectBytes, lang),
+              directRows: formatCount(limits.maxDirectRows, lang),
+            })}
           </p>
           {fileProblem && (
             <p id="upload-file-error" className="field__error">
@@ -312,6 +384,7 @@ export default function BatchUpload({ onCreated, onShowBatch, options = null }) 
         <button type="submit" className="button" disabled={submitting} aria-busy={submitting || undefined}>
           {submitting ? t('upload.submitting') : t('upload.submit')}
         </button>
+        {sending && <UploadProgress {...sending} />}
       </form>
 
       {serverError && <UploadError error={serverError} />}

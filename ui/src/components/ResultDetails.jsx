@@ -1,10 +1,32 @@
 // One result row opened in full, under its row in the table: the redacted question, the
 // whole answer, the citation and the error, then the other turns of its conversation
-// (the rows with the same chat id), in row order.
+// (the rows with the same chat id, asked of the server: they may sit on other pages), in
+// row order.
 
-import { rowErrorSentence } from '../errors.js';
+import { useEffect, useState } from 'react';
+import { getResultsPage } from '../api.js';
+import { errorSentence, rowErrorSentence } from '../errors.js';
 import { useLanguage } from '../LanguageContext.jsx';
-import { conversationOf, fieldColumn, questionColumn, safeHttpUrl } from '../results.js';
+import { conversationOf, fieldColumn, questionColumn, rowsOf, safeHttpUrl } from '../results.js';
+
+const MAX_TURNS = 500; // the server's largest page
+
+/** The rows of one conversation, from the server; [row] alone while loading or without a chat id. */
+function useConversation(batchId, row, chatKey) {
+  const chatId = chatKey ? String(row.item[chatKey] ?? '').trim() : '';
+  const [state, setState] = useState({ rows: null, error: null });
+  useEffect(() => {
+    if (!chatId || !batchId) return undefined;
+    let live = true;
+    getResultsPage(batchId, { chat: chatId, limit: MAX_TURNS })
+      .then((answer) => live && setState({ rows: rowsOf(answer?.items), error: null }))
+      .catch((error) => live && setState({ rows: null, error }));
+    return () => {
+      live = false;
+    };
+  }, [batchId, chatId]);
+  return { chatId, ...state };
+}
 
 function Citation({ url }) {
   const { t } = useLanguage();
@@ -19,14 +41,18 @@ function Citation({ url }) {
   return url ? String(url) : t('results.detail.none');
 }
 
-export default function ResultDetails({ row, rows, columns, chatKey }) {
+export default function ResultDetails({ row, rows: given = null, columns, chatKey, batchId }) {
   const { lang, t } = useLanguage();
   const key = (field) =>
     (field === 'redactedQuestion' ? questionColumn(columns) : fieldColumn(columns, field)) ?? field;
   const read = (target, field) => target.item[key(field)];
-  const turns = conversationOf(rows, row, chatKey);
+  const fetched = useConversation(given ? null : batchId, row, chatKey);
+  const chatId = fetched.chatId;
+  const known = given ?? fetched.rows;
+  // The fetched turns are numbered by the server; this row is the one with its row number.
+  const self = (turn) => (given ? turn.index === row.index : turn.rowNumber === row.rowNumber);
+  const turns = known ? conversationOf(known, known.find(self) ?? row, chatKey) : [row];
   const errorText = rowErrorSentence(read(row, 'error'), lang);
-  const chatId = chatKey ? String(row.item[chatKey] ?? '').trim() : '';
 
   return (
     <div className="result-detail" data-testid="result-detail">
@@ -49,20 +75,30 @@ export default function ResultDetails({ row, rows, columns, chatKey }) {
           </>
         )}
       </dl>
+      {chatId && !known && !fetched.error && !given && (
+        <p role="status" className="field__hint">
+          {t('results.conversationLoading')}
+        </p>
+      )}
+      {fetched.error && (
+        <p className="notice notice--error" role="alert">
+          {t('results.error', { message: errorSentence(fetched.error, lang) })}
+        </p>
+      )}
       {turns.length > 1 && (
         <div className="result-detail__conversation" data-testid="result-conversation">
           <h6>{t('results.detail.conversation', { chatId, count: turns.length })}</h6>
           <ol>
             {turns.map((turn) => {
-              const self = turn.index === row.index;
+              const isRow = self(turn);
               return (
                 <li
                   key={turn.index}
-                  aria-current={self ? 'true' : undefined}
-                  className={self ? 'is-current' : undefined}
+                  aria-current={isRow ? 'true' : undefined}
+                  className={isRow ? 'is-current' : undefined}
                 >
                   <p className="result-detail__turn">
-                    {t(self ? 'results.detail.thisRow' : 'results.detail.turn', { row: turn.rowNumber })}
+                    {t(isRow ? 'results.detail.thisRow' : 'results.detail.turn', { row: turn.rowNumber })}
                   </p>
                   <p className="result-detail__text">{read(turn, 'redactedQuestion')}</p>
                   <p className="result-detail__text result-detail__answer">

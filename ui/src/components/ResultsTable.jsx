@@ -1,27 +1,32 @@
 // The results of one batch as a table, readable while the batch runs: a column picker
-// (the file's own columns and every result column), a search, a filter by row status,
-// sorting by any column, pages of 50 rows, and a row opened in full (answer, citation and
-// the other turns of its conversation). All client-side over the JSON results.
+// (the file's own columns and every result column), a search, filters by row status,
+// blocking stage and answer type, sorting by row number or response time, pages of 50
+// rows, and a row opened in full (answer, citation and the other turns of its
+// conversation). Paged, filtered, searched and sorted by the server
+// (GET /api/batch/results?format=json&offset=&limit=...): a batch of 100,000 rows is never
+// loaded whole into the page.
 
-import { Fragment, useCallback, useEffect, useId, useMemo, useState } from 'react';
-import { getResults } from '../api.js';
+import { Fragment, useCallback, useEffect, useId, useRef, useState } from 'react';
+import { getResultsPage } from '../api.js';
 import { errorSentence, rowErrorSentence } from '../errors.js';
 import { formatCount } from '../format.js';
 import { hasKey, labelOr, languageName } from '../i18n.js';
 import { useLanguage } from '../LanguageContext.jsx';
 import {
+  ANSWER_TYPES,
+  BLOCKED_STAGES,
   ROW_STATUSES,
+  SERVER_PAGE_SIZE,
   cellValue,
   chatColumn,
   columnsOf,
   defaultColumns,
   fieldColumn,
   fieldOf,
-  filterRows,
-  pageOf,
   rowsOf,
   safeHttpUrl,
-  sortRows,
+  serverPage,
+  sortParam,
   urlColumn,
 } from '../results.js';
 import ColumnPicker from './ColumnPicker.jsx';
@@ -74,49 +79,94 @@ function cellClass(columns, column) {
   return undefined;
 }
 
-export default function ResultsTable({ batchId, name, active }) {
+const SEARCH_DELAY_MS = 300;
+
+/** The text typed in the search, once the typing has paused (one request, not one per key). */
+function useSettled(value, delay = SEARCH_DELAY_MS) {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), delay);
+    return () => clearTimeout(timer);
+  }, [value, delay]);
+  return settled;
+}
+
+function FilterSelect({ id, label, value, onChange, allLabel, choices, testId }) {
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <select id={id} className="input" value={value} data-testid={testId} onChange={(e) => onChange(e.target.value)}>
+        <option value="">{allLabel}</option>
+        {choices.map(([choice, text]) => (
+          <option key={choice} value={choice}>
+            {text}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
+export default function ResultsTable({ batchId, name, active, pageSize = SERVER_PAGE_SIZE }) {
   const { lang, t } = useLanguage();
   const ids = useId();
-  const [results, setResults] = useState(null);
+  const [page, setPage] = useState(null); // the server's answer for the current page
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState(null);
   const [query, setQuery] = useState('');
-  const [status, setStatus] = useState('');
-  const [page, setPage] = useState(1);
-  const [sort, setSort] = useState({ column: null, direction: 'ascending' });
+  const [filters, setFilters] = useState({ status: '', blockedBy: '', answerType: '' });
+  const [offset, setOffset] = useState(0);
+  const [sort, setSort] = useState({ field: 'rowNumber', direction: 'ascending' });
   const [chosen, setChosen] = useState(null); // null: the default columns
   const [expanded, setExpanded] = useState(() => new Set());
+  const [everything, setEverything] = useState(null); // the batch's size with no filter
+  const settledQuery = useSettled(query.trim());
+  const latest = useRef(0);
 
   const load = useCallback(async () => {
+    const ticket = (latest.current += 1);
     setLoading(true);
     setError(null);
     try {
-      const answer = await getResults(batchId);
-      setResults({ columns: columnsOf(answer), rows: rowsOf(answer?.items) });
+      const answer = await getResultsPage(batchId, {
+        offset,
+        limit: pageSize,
+        ...filters,
+        q: settledQuery,
+        sort: sortParam(sort.field, sort.direction),
+      });
+      if (ticket !== latest.current) return; // a later request overtook this one
+      setPage(answer);
+      const unfiltered = !settledQuery && !filters.status && !filters.blockedBy && !filters.answerType;
+      if (unfiltered && typeof answer?.total === 'number') setEverything(answer.total);
     } catch (caught) {
-      setError(caught);
+      if (ticket === latest.current) setError(caught);
     } finally {
-      setLoading(false);
+      if (ticket === latest.current) setLoading(false);
     }
-  }, [batchId]);
+  }, [batchId, offset, pageSize, filters, settledQuery, sort]);
 
   useEffect(() => {
     load();
   }, [load]);
 
-  const columns = results?.columns ?? [];
-  const rows = results?.rows ?? [];
+  const setFilter = (key) => (value) => {
+    setFilters((now) => ({ ...now, [key]: value }));
+    setOffset(0);
+  };
+
+  const columns = page ? columnsOf(page) : [];
+  const base = page?.offset ?? 0;
+  const rows = rowsOf(page?.items).map((row) => ({ ...row, index: base + row.index }));
+  const total = typeof page?.total === 'number' ? page.total : rows.length;
   const statusKey = fieldColumn(columns, 'status') ?? 'status';
   const chatKey = chatColumn(columns);
   const urlKey = urlColumn(columns);
   const visible = (chosen ?? defaultColumns(columns)).filter((column) => columns.includes(column));
   const ordered = columns.filter((column) => visible.includes(column));
-
-  const matching = useMemo(
-    () => sortRows(filterRows(rows, { status, query, statusColumn: statusKey }), sort.column, sort.direction),
-    [rows, status, query, statusKey, sort],
-  );
-  const current = pageOf(matching, page);
+  const current = serverPage({ total, offset: base, limit: page?.limit ?? pageSize, shown: rows.length });
+  const anyFilter = Boolean(settledQuery || filters.status || filters.blockedBy || filters.answerType);
+  const hasRows = (everything ?? total) > 0;
 
   const toggleRow = (index) =>
     setExpanded((open) => {
@@ -126,14 +176,17 @@ export default function ResultsTable({ batchId, name, active }) {
       return next;
     });
 
-  const sortBy = (column) =>
+  const sortBy = (field) => {
     setSort((now) => ({
-      column,
-      direction: now.column === column && now.direction === 'ascending' ? 'descending' : 'ascending',
+      field,
+      direction: now.field === field && now.direction === 'ascending' ? 'descending' : 'ascending',
     }));
+    setOffset(0);
+  };
 
   const headingId = `results-heading-${batchId}`;
   const number = (value) => formatCount(value, lang);
+  const goTo = (target) => setOffset(Math.max(0, (target - 1) * (page?.limit ?? pageSize)));
 
   return (
     <section id={`results-${batchId}`} className="results" aria-labelledby={headingId} data-testid="results">
@@ -145,14 +198,14 @@ export default function ResultsTable({ batchId, name, active }) {
           </button>
         )}
       </div>
-      {loading && !results && <p role="status">{t('results.loading')}</p>}
+      {loading && !page && <p role="status">{t('results.loading')}</p>}
       {error && (
         <p className="notice notice--error" role="alert">
           {t('results.error', { message: errorSentence(error, lang) })}
         </p>
       )}
-      {results && rows.length === 0 && <p>{t('results.empty')}</p>}
-      {rows.length > 0 && (
+      {page && !hasRows && !anyFilter && <p>{t('results.empty')}</p>}
+      {page && (hasRows || anyFilter) && (
         <>
           <div className="results__tools">
             <div className="field">
@@ -165,30 +218,37 @@ export default function ResultsTable({ batchId, name, active }) {
                 data-testid="results-search"
                 onChange={(event) => {
                   setQuery(event.target.value);
-                  setPage(1);
+                  setOffset(0);
                 }}
               />
             </div>
-            <div className="field">
-              <label htmlFor={`${ids}-status`}>{t('results.statusFilter')}</label>
-              <select
-                id={`${ids}-status`}
-                className="input"
-                value={status}
-                data-testid="results-status-filter"
-                onChange={(event) => {
-                  setStatus(event.target.value);
-                  setPage(1);
-                }}
-              >
-                <option value="">{t('results.allStatuses')}</option>
-                {ROW_STATUSES.map((value) => (
-                  <option key={value} value={value}>
-                    {t(`item.${value}`)}
-                  </option>
-                ))}
-              </select>
-            </div>
+            <FilterSelect
+              id={`${ids}-status`}
+              label={t('results.statusFilter')}
+              value={filters.status}
+              onChange={setFilter('status')}
+              allLabel={t('results.allStatuses')}
+              choices={ROW_STATUSES.map((value) => [value, t(`item.${value}`)])}
+              testId="results-status-filter"
+            />
+            <FilterSelect
+              id={`${ids}-blocked`}
+              label={t('results.blockedFilter')}
+              value={filters.blockedBy}
+              onChange={setFilter('blockedBy')}
+              allLabel={t('results.allStages')}
+              choices={BLOCKED_STAGES.map((value) => [value, labelOr(t, `blocked.${value}`, value)])}
+              testId="results-blocked-filter"
+            />
+            <FilterSelect
+              id={`${ids}-type`}
+              label={t('results.answerTypeFilter')}
+              value={filters.answerType}
+              onChange={setFilter('answerType')}
+              allLabel={t('results.allTypes')}
+              choices={ANSWER_TYPES.map((value) => [value, labelOr(t, `answerType.${value}`, value)])}
+              testId="results-type-filter"
+            />
           </div>
           <ColumnPicker
             columns={columns}
@@ -197,15 +257,17 @@ export default function ResultsTable({ batchId, name, active }) {
             onChange={setChosen}
           />
           <p className="results__count" role="status" data-testid="results-count">
-            {t('results.matching', { shown: number(matching.length), count: number(rows.length) })}
+            {t('results.matching', { shown: number(total), count: number(everything ?? total) })}
           </p>
-          {matching.length === 0 && <p data-testid="results-no-match">{t('results.noMatch')}</p>}
-          {matching.length > 0 && (
+          <p className="field__hint">{t('results.sortHint')}</p>
+          {total === 0 && <p data-testid="results-no-match">{t('results.noMatch')}</p>}
+          {rows.length > 0 && (
             <div
               className="table-scroll"
               tabIndex={0}
               role="region"
               aria-label={t('results.scrollRegion', { name })}
+              aria-busy={loading || undefined}
               data-testid="results-scroll"
             >
               <table className="results__table">
@@ -214,29 +276,41 @@ export default function ResultsTable({ batchId, name, active }) {
                     name,
                     from: number(current.from),
                     to: number(current.to),
-                    count: number(matching.length),
+                    count: number(total),
                   })}
                 </caption>
                 <thead>
                   <tr>
                     <th scope="col">{t('results.col.details')}</th>
                     {ordered.map((column) => {
-                      const sorted = sort.column === column;
+                      const field = fieldOf(columns, column);
+                      const sortable = sortParam(field) !== null;
+                      const sorted = sortable && sort.field === field;
+                      const direction = sort.direction;
                       return (
-                        <th key={column} scope="col" aria-sort={sorted ? sort.direction : undefined}>
-                          <button type="button" className="sort-button" onClick={() => sortBy(column)}>
-                            {columnLabel(t, columns, column)}
-                            <span className="sort-button__mark" aria-hidden="true">
-                              {sorted ? (sort.direction === 'ascending' ? '▲' : '▼') : '↕'}
-                            </span>
-                          </button>
+                        <th
+                          key={column}
+                          scope="col"
+                          className={sortable ? undefined : 'results__plain-heading'}
+                          aria-sort={sorted ? direction : undefined}
+                        >
+                          {sortable ? (
+                            <button type="button" className="sort-button" onClick={() => sortBy(field)}>
+                              {columnLabel(t, columns, column)}
+                              <span className="sort-button__mark" aria-hidden="true">
+                                {sorted ? (direction === 'ascending' ? '▲' : '▼') : '↕'}
+                              </span>
+                            </button>
+                          ) : (
+                            columnLabel(t, columns, column)
+                          )}
                         </th>
                       );
                     })}
                   </tr>
                 </thead>
                 <tbody>
-                  {current.rows.map((row) => {
+                  {rows.map((row) => {
                     const open = expanded.has(row.index);
                     const detailId = `${ids}-row-${row.index}`;
                     return (
@@ -265,7 +339,7 @@ export default function ResultsTable({ batchId, name, active }) {
                         {open && (
                           <tr id={detailId} className="results__detail-row" data-testid="result-detail-row">
                             <td colSpan={ordered.length + 1}>
-                              <ResultDetails row={row} rows={rows} columns={columns} chatKey={chatKey} />
+                              <ResultDetails row={row} columns={columns} chatKey={chatKey} batchId={batchId} />
                             </td>
                           </tr>
                         )}
@@ -281,17 +355,19 @@ export default function ResultsTable({ batchId, name, active }) {
               <button
                 type="button"
                 className="button button--secondary button--small"
-                disabled={current.page <= 1}
-                onClick={() => setPage(current.page - 1)}
+                disabled={current.page <= 1 || loading}
+                onClick={() => goTo(current.page - 1)}
               >
                 {t('results.previous')}
               </button>
-              <span className="pager__text">{t('results.page', { page: current.page, pages: current.pages })}</span>
+              <span className="pager__text" data-testid="results-page">
+                {t('results.page', { page: number(current.page), pages: number(current.pages) })}
+              </span>
               <button
                 type="button"
                 className="button button--secondary button--small"
-                disabled={current.page >= current.pages}
-                onClick={() => setPage(current.page + 1)}
+                disabled={current.page >= current.pages || loading}
+                onClick={() => goTo(current.page + 1)}
               >
                 {t('results.next')}
               </button>

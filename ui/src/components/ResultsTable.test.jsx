@@ -1,4 +1,4 @@
-import { screen, within } from '@testing-library/react';
+import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { TOKEN_KEY } from '../auth.js';
@@ -49,12 +49,42 @@ const SMALL = [
   item(4, { status: 'blocked', answer: null, citationUrl: null, redactedQuestion: 'My SIN is XXX' }),
 ];
 
-function show(items, { lang = 'en' } = {}) {
-  installFetch({
-    'GET /api/batch/results': () => jsonResponse(200, { batchId: 'b1', status: 'processed', columns: COLUMNS, items }),
+/**
+ * The server's side of a page (lib/results_page.py), as the wire shows it: filters,
+ * search over the question and the answer, sort by row number or time, offset and limit.
+ */
+function pageOfServer(items, query) {
+  const listed = (name) => (query[name] ? query[name].split(',') : null);
+  const statuses = listed('status');
+  const stages = listed('blockedBy');
+  const types = listed('answerType');
+  const needle = (query.q || '').toLocaleLowerCase();
+  let rows = items.filter(
+    (row) =>
+      (!statuses || statuses.includes(row.status)) &&
+      (!stages || stages.includes(row.blockedBy)) &&
+      (!types || types.includes(row.answerType)) &&
+      (!query.chat || row.chatId === query.chat) &&
+      (!needle || `${row.redactedQuestion ?? ''}\n${row.answer ?? ''}`.toLocaleLowerCase().includes(needle)),
+  );
+  const sort = query.sort || 'rowNumber';
+  const field = sort.replace(/^-/, '');
+  rows = [...rows].sort((a, b) => (a[field] ?? Infinity) - (b[field] ?? Infinity));
+  if (sort.startsWith('-')) rows.reverse();
+  const offset = Number(query.offset || 0);
+  const limit = Number(query.limit || 100);
+  return { total: rows.length, offset, limit, items: rows.slice(offset, offset + limit) };
+}
+
+function show(items, { lang = 'en', columns = COLUMNS } = {}) {
+  const fetch = installFetch({
+    'GET /api/batch/results': ({ query }) =>
+      jsonResponse(200, { batchId: 'b1', status: 'processed', columns, ...pageOfServer(items, query) }),
   });
   renderPage(<ResultsTable batchId="b1" name="Passports" active={false} />, { lang });
-  return userEvent.setup();
+  const user = userEvent.setup();
+  user.fetch = fetch;
+  return user;
 }
 
 const bodyRows = () => within(screen.getByRole('table')).getAllByTestId('result-row');
@@ -116,40 +146,56 @@ describe('the results table', () => {
     );
   });
 
-  it('filters by row status and searches the text', async () => {
+  it('asks the server for rows of one status, stage or answer type, and searches the text there', async () => {
     const user = show(SMALL);
     await screen.findByRole('table');
 
     await user.selectOptions(screen.getByLabelText('Row status'), 'failed');
-    expect(firstCells()).toEqual(['4']);
+    await waitFor(() => expect(firstCells()).toEqual(['4']));
     expect(screen.getByTestId('results-count')).toHaveTextContent('1 of 4 rows shown.');
+    expect(user.fetch.requests.at(-1).query).toMatchObject({ status: 'failed', offset: '0', limit: '50' });
 
     await user.selectOptions(screen.getByLabelText('Row status'), '');
+    await user.selectOptions(screen.getByLabelText('Blocked by'), 'piStage1');
+    await screen.findByTestId('results-no-match');
+    expect(user.fetch.requests.at(-1).query).toMatchObject({ blockedBy: 'piStage1' });
+    await user.selectOptions(screen.getByLabelText('Blocked by'), '');
+
     await user.type(screen.getByLabelText('Search the rows'), 'sin is');
-    expect(firstCells()).toEqual(['5']);
+    await waitFor(() => expect(firstCells()).toEqual(['5']));
+    expect(user.fetch.requests.at(-1).query).toMatchObject({ q: 'sin is' });
+    const searches = user.fetch.requests.filter((request) => request.query.q);
+    expect(searches).toHaveLength(1); // one request once the typing paused, not one a key
 
     await user.clear(screen.getByLabelText('Search the rows'));
     await user.type(screen.getByLabelText('Search the rows'), 'nothing like this');
-    expect(screen.getByTestId('results-no-match')).toHaveTextContent('No row matches this search or filter.');
+    expect(await screen.findByTestId('results-no-match')).toHaveTextContent('No row matches this search or filter.');
     expect(screen.queryByRole('table')).not.toBeInTheDocument();
   });
 
-  it('sorts by a column, and says so to assistive technology', async () => {
-    const user = show(SMALL);
+  it('sorts by row number or time on the server, says so to assistive technology, and no other column', async () => {
+    const user = show(
+      SMALL.map((row, index) => ({ ...row, responseTimeMs: [900, 100, null, 500][index] })),
+      { columns: [...COLUMNS, 'responseTimeMs'] },
+    );
     await screen.findByRole('table');
+    await user.click(screen.getByRole('button', { name: /^Choose columns/ }));
+    await user.click(screen.getByRole('checkbox', { name: 'Response time (ms)' }));
 
-    await user.click(screen.getByRole('button', { name: /^Row/ }));
     expect(screen.getByRole('columnheader', { name: /^Row/ })).toHaveAttribute('aria-sort', 'ascending');
     await user.click(screen.getByRole('button', { name: /^Row/ }));
     expect(screen.getByRole('columnheader', { name: /^Row/ })).toHaveAttribute('aria-sort', 'descending');
-    expect(firstCells()).toEqual(['5', '4', '3', '2']);
+    await waitFor(() => expect(firstCells()).toEqual(['5', '4', '3', '2']));
+    expect(user.fetch.requests.at(-1).query.sort).toBe('-rowNumber');
 
-    await user.click(screen.getByRole('button', { name: /^Status/ }));
+    await user.click(screen.getByRole('button', { name: /^Response time/ }));
     expect(screen.getByRole('columnheader', { name: /^Row/ })).not.toHaveAttribute('aria-sort');
-    expect(bodyRows().map((row) => row.dataset.status)).toEqual(['blocked', 'failed', 'succeeded', 'succeeded']);
+    await waitFor(() => expect(firstCells()).toEqual(['3', '5', '2', '4']));
+    expect(user.fetch.requests.at(-1).query.sort).toBe('responseTimeMs');
+    expect(within(screen.getByRole('columnheader', { name: 'Status' })).queryByRole('button')).toBeNull();
   });
 
-  it('pages through the rows 50 at a time', async () => {
+  it('pages through the rows 50 at a time, asking the server for each page only', async () => {
     const user = show(Array.from({ length: 120 }, (_, index) => item(index + 1)));
     await screen.findByRole('table');
 
@@ -158,15 +204,18 @@ describe('the results table', () => {
     expect(screen.getByRole('button', { name: 'Previous page' })).toBeDisabled();
 
     await user.click(screen.getByRole('button', { name: 'Next page' }));
+    await screen.findByText('Page 2 of 3');
     await user.click(screen.getByRole('button', { name: 'Next page' }));
+    await screen.findByText('Page 3 of 3');
     expect(bodyRows()).toHaveLength(20);
     expect(firstCells()[0]).toBe('102');
     expect(screen.getByRole('table', { name: 'Results of Passports: rows 101 to 120 of 120' })).toBeInTheDocument();
     expect(screen.getByRole('button', { name: 'Next page' })).toBeDisabled();
+    expect(user.fetch.requests.map((request) => request.query.offset)).toEqual(['0', '50', '100']);
 
     // A new search starts again from the first page.
     await user.type(screen.getByLabelText('Search the rows'), 'Answer 1');
-    expect(screen.getByTestId('results-count')).toHaveTextContent('32 of 120 rows shown.');
+    await waitFor(() => expect(screen.getByTestId('results-count')).toHaveTextContent('32 of 120 rows shown.'));
     expect(firstCells()[0]).toBe('2');
     expect(screen.queryByTestId('results-pager')).not.toBeInTheDocument();
   });
@@ -187,7 +236,8 @@ describe('the results table', () => {
       'The second turn of the first chat, answered in full with every word of it.',
     );
     expect(within(detail).getByRole('link', { name: 'https://www.canada.ca/en/page-2.html' })).toBeInTheDocument();
-    const conversation = within(detail).getByTestId('result-conversation');
+    const conversation = await within(detail).findByTestId('result-conversation');
+    expect(user.fetch.requests.at(-1).query).toMatchObject({ chat: 'chat-0', limit: '500' });
     expect(within(conversation).getByRole('heading')).toHaveTextContent('Conversation chat-0: 2 turns');
     const turns = within(conversation).getAllByRole('listitem');
     expect(turns.map((turn) => turn.querySelector('.result-detail__turn').textContent)).toEqual([

@@ -1,0 +1,123 @@
+"""Pages of results (GET /api/batch/results?format=json&offset=&limit=...), over real SecantusDB.
+
+The batch is written straight to the store (bench/prestore.py: the documents a finished
+batch has), then a few rows are made blocked, failed or slow, so filters have something to find.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from werkzeug.test import Client
+
+from bench.prestore import prestore
+from lib import routes
+from tests.integration.conftest import bearer
+
+ROWS = 240
+
+
+@pytest.fixture
+def batch_id(installed, users) -> str:
+    prestore(installed.store.db, ROWS, user_id=users["partner"].id, batch_rows=ROWS)
+    oid = installed.store.batches.find_one({"uploaderUserId": users["partner"].id})["_id"]
+    items = installed.store.batch_items
+    for index in (3, 50, 51):
+        items.update_one({"batchId": oid, "rowIndex": index},
+                         {"$set": {"status": "blocked", "blockedBy": "prompt-injection", "answer": None}})
+    items.update_one({"batchId": oid, "rowIndex": 7},
+                     {"$set": {"status": "failed", "error": {"code": "AI_TIMEOUT", "message": "slow"}}})
+    items.update_one({"batchId": oid, "rowIndex": 9}, {"$set": {"responseTimeMs": 99_999,
+                                                               "question": "Where is the ZEBRA crossing form?"}})
+    items.update_one({"batchId": oid, "rowIndex": 10}, {"$set": {"result": {"answerType": "clarifying-question",
+                                                                           "answer": "Which zebra do you mean?"}}})
+    return str(oid)
+
+
+def page(user_id: str, batch_id: str, **params: Any) -> Any:
+    query = {"batchId": batch_id, "format": "json", **params}
+    return Client(routes.batch_results).get("/api/batch/results", query_string=query, headers=bearer(user_id))
+
+
+def test_a_page_holds_only_its_rows_with_the_total_and_the_columns(batch_id, users):
+    answer = page(users["partner"].id, batch_id, offset=100, limit=25).get_json()
+
+    assert {k: answer[k] for k in ("batchId", "status", "total", "offset", "limit")} == {
+        "batchId": batch_id, "status": "processed", "total": ROWS, "offset": 100, "limit": 25}
+    assert [row["rowNumber"] for row in answer["items"]] == list(range(102, 127))
+    assert answer["columns"][:4] == ["rowNumber", "QUESTION", "chatId", "URL"]
+
+
+def test_the_default_page_is_the_first_hundred_rows_and_the_last_page_is_short(batch_id, users):
+    first = page(users["partner"].id, batch_id, offset=0).get_json()
+    last = page(users["partner"].id, batch_id, offset=230).get_json()
+    past = page(users["partner"].id, batch_id, offset=5000).get_json()
+
+    assert (len(first["items"]), first["limit"]) == (100, 100)
+    assert [row["rowNumber"] for row in last["items"]] == list(range(232, 242))
+    assert (past["total"], past["items"]) == (ROWS, [])
+
+
+def test_rows_sorted_by_row_number_descending_start_from_the_last(batch_id, users):
+    answer = page(users["partner"].id, batch_id, offset=0, limit=3, sort="-rowNumber").get_json()
+    assert [row["rowNumber"] for row in answer["items"]] == [241, 240, 239]
+
+
+@pytest.mark.parametrize(("params", "rows"), [
+    ({"status": "blocked"}, [5, 52, 53]),
+    ({"status": "failed,blocked"}, [5, 9, 52, 53]),
+    ({"blockedBy": "prompt-injection", "limit": 2}, [5, 52]),
+    ({"answerType": "clarifying-question"}, [12]),
+    ({"q": "zebra"}, [11, 12]),  # the question of one, the answer of the other, in any case
+    ({"q": "ZEBRA", "status": "succeeded", "sort": "-rowNumber"}, [12, 11]),
+])
+def test_filters_and_search_count_and_page_only_the_matching_rows(batch_id, users, params, rows):
+    answer = page(users["partner"].id, batch_id, **{"offset": 0, **params}).get_json()
+    assert [row["rowNumber"] for row in answer["items"]] == rows
+    assert answer["total"] == (3 if "blockedBy" in params else len(rows))
+
+
+def test_sorted_by_response_time_the_slowest_comes_first(batch_id, users):
+    answer = page(users["partner"].id, batch_id, offset=0, limit=2, sort="-responseTimeMs").get_json()
+    assert answer["items"][0]["rowNumber"] == 11 and answer["items"][0]["responseTimeMs"] == 99_999
+    fastest = page(users["partner"].id, batch_id, offset=0, limit=1, sort="responseTimeMs").get_json()
+    assert fastest["items"][0]["responseTimeMs"] <= answer["items"][1]["responseTimeMs"]
+
+
+def test_a_conversation_is_read_by_its_chat(batch_id, users, installed):
+    chat = installed.store.batch_items.find_one({"batchId": ObjectId(batch_id), "chatLabel": {"$ne": None}})
+    answer = page(users["partner"].id, batch_id, offset=0, chat=chat["chatLabel"]).get_json()
+    assert answer["total"] >= 2
+    assert {row["chatId"] for row in answer["items"]} == {chat["chatLabel"]}
+
+
+def test_without_offset_or_limit_every_row_comes_back_as_before(batch_id, users):
+    answer = page(users["partner"].id, batch_id).get_json()
+    assert len(answer["items"]) == ROWS and "total" not in answer
+
+
+@pytest.mark.parametrize(("params", "field", "code"), [
+    ({"offset": "-1"}, "offset", "INVALID_PAGE"),
+    ({"offset": "1e3"}, "offset", "INVALID_PAGE"),
+    ({"limit": "0"}, "limit", "INVALID_PAGE"),
+    ({"limit": "501"}, "limit", "INVALID_PAGE"),
+    ({"limit": "٣"}, "limit", "INVALID_PAGE"),
+    ({"status": "done"}, "status", "INVALID_FILTER"),
+    ({"status": "{\"$ne\": null}"}, "status", "INVALID_FILTER"),
+    ({"blockedBy": "a b"}, "blockedBy", "INVALID_FILTER"),
+    ({"q": "x" * 201}, "q", "INVALID_FILTER"),
+    ({"q": "a\x00"}, "q", "INVALID_FILTER"),
+    ({"sort": "answer"}, "sort", "INVALID_SORT"),
+])
+def test_a_bad_paging_parameter_is_a_400_naming_its_field(batch_id, users, params, field, code):
+    response = page(users["partner"].id, batch_id, **params)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == code
+    assert response.get_json()["error"]["details"] == {"field": field}
+
+
+def test_another_partners_batch_is_a_404_even_for_a_page(batch_id, users):
+    response = page(users["partner2"].id, batch_id, offset=0)
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "BATCH_NOT_FOUND"
