@@ -1,4 +1,9 @@
-"""Batch lifecycle for users: create, status, list, results, cancel (api.md)."""
+"""Batch lifecycle for users: create, status, list, results, cancel, and evaluation runs' summary,
+compare and retry (api.md).
+
+`totalItems` counts items, not file rows: a file of N questions run with `trials` T has
+N × T items (each trial its own row, in its own chat), and every counter counts items.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,17 +22,33 @@ from lib.batch_files import BatchFiles
 from lib.chat.screening import screen
 from lib.direct_upload import DirectUploads
 from lib.errors import AppError, BadRequest, Conflict, NotFound, ServiceUnavailable, TooManyRequests
+from lib.evaluation import (
+    MAX_TRIALS,
+    EvaluationRequest,
+    analyse_row,
+    analyzers_offered,
+    match_baseline,
+    nested,
+    parse_evaluation_fields,
+    reference_columns,
+    references_of,
+    row_references,
+    row_result,
+    rules_only,
+)
 from lib.ingestion import ingest_state
 from lib.models import Batch, BatchStatus, ItemStatus, User
 from lib.planning import chat_key_for, counters, progress
 from lib.queue import StepQueue
 from lib.results import result_columns, result_row
+from lib.retry import parse_retry_body, retry_rows
 from lib.settings import AI_PROVIDERS, MAX_CONCURRENCY, SEARCH_PROVIDERS, Settings
 from lib.spreadsheet import ParsedTable, parse_upload, scan_upload
 from lib.store.batches import BatchStore
 from lib.store.ids import new_chat_id
 from lib.store.limits import LimitStore
 from lib.store.objects import StoredObject
+from lib.summary import COMPARE_COLUMNS, compare_rows, summarise
 from lib.upload import UploadedForm
 
 log = logging.getLogger("ai_answers.batches")
@@ -47,6 +68,8 @@ class BatchRequest:
     lang: str
     apply_overrides: bool
     concurrency: int
+    pipeline: str = "local"
+    evaluation: EvaluationRequest = field(default_factory=EvaluationRequest)
 
 
 def validate_form(form: UploadedForm, settings: Settings) -> BatchRequest:
@@ -81,8 +104,15 @@ def validate_form(form: UploadedForm, settings: Settings) -> BatchRequest:
             raise _field_error("concurrency", f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}.",
                                "INVALID_FIELD")
         concurrency = int(concurrency_text)
+    pipeline = fields.get("pipeline", "").strip() or "local"
+    if pipeline not in ("local", "ai-answers"):
+        raise _field_error("pipeline", "pipeline must be 'local' or 'ai-answers'.", "INVALID_FIELD")
+    if pipeline not in settings.configured_pipelines():
+        raise _field_error("pipeline", "This deployment is not connected to an AI Answers deployment "
+                           "(AI_ANSWERS_URL is not set).", "PIPELINE_UNAVAILABLE")
     return BatchRequest(name=name, ai_provider=ai, search_provider=search, lang=lang,
-                        apply_overrides=overrides in ("true", "1", "on"), concurrency=concurrency)
+                        apply_overrides=overrides in ("true", "1", "on"), concurrency=concurrency, pipeline=pipeline,
+                        evaluation=parse_evaluation_fields(fields))
 
 
 def _field_error(field_name: str, message: str, code: str) -> BadRequest:
@@ -124,15 +154,28 @@ class BatchService:
         upload_id = form.fields.get("uploadId", "").strip()
         if upload_id and form.file_data is not None:
             raise _field_error("uploadId", "Send the file or an uploadId, not both.", "FILE_AND_UPLOAD_ID")
+        evaluation = request.evaluation
         if upload_id:
+            if evaluation.baseline_batch_id is not None:
+                raise _field_error("baselineBatchId", "A baseline comparison needs the file itself in 'file' "
+                                   "(not an uploadId).", "BASELINE_NEEDS_FILE")
             return self._create_from_upload(user, request, upload_id)
         if form.file_data is None:
             raise _field_error("file", "Attach the questions file in the 'file' field.", "MISSING_FILE")
+        baseline = self._baseline(user, evaluation.baseline_batch_id)
         self.check_limits(user)
         table = parse_upload(form.file_data, form.file_name, max_rows=self.settings.max_batch_rows)
+        if len(table.rows) * evaluation.trials > self.settings.max_batch_rows:
+            raise _field_error("trials", f"{len(table.rows)} questions × {evaluation.trials} trials is more than "
+                               f"the {self.settings.max_batch_rows} rows a batch may hold.", "TOO_MANY_ROWS")
         now = self.now()
         batch_id = ObjectId()
-        items = _item_docs(batch_id, table, request.lang)
+        warnings = list(table.warnings)
+        items = _item_docs(batch_id, table, request.lang, trials=evaluation.trials, analyzers=evaluation.analyzers,
+                           warnings=warnings)
+        if baseline is not None:
+            _add_baseline(items, self.store.rows_projected(ObjectId(baseline.id), "baseline"),
+                          evaluation.analyzers, request.lang)
         # Kept first: storage away is a 503 with nothing written.
         source = self.files.keep_source(user.id, batch_id, form.file_data, table.file_type, form.file_name) \
             if self.files is not None else None
@@ -148,7 +191,20 @@ class BatchService:
             self._remove(batch_id)
             raise
         return {"batchId": str(batch_id), "status": BatchStatus.QUEUED.value, "totalItems": len(items),
-                "warnings": table.warnings}
+                "warnings": warnings}
+
+    def _baseline(self, user: User, baseline_id: str | None) -> Batch | None:
+        """The caller's own final batch named as the baseline (read, never written)."""
+        if baseline_id is None:
+            return None
+        baseline = self.store.get(baseline_id)
+        if baseline is None or baseline.status == BatchStatus.CREATING or baseline.uploader_user_id != user.id:
+            raise NotFound("No such baseline batch among yours.", code="BASELINE_NOT_FOUND",
+                           details={"field": "baselineBatchId"})
+        if not baseline.status.is_final:
+            raise Conflict("The baseline batch is still running; compare with it once it has finished.",
+                           code="BASELINE_NOT_FINAL", details={"field": "baselineBatchId"})
+        return baseline
 
     def _create_from_upload(self, user: User, request: BatchRequest, upload_id: str) -> dict[str, Any]:
         """A batch from a direct upload: checked whole here, its rows written by steps (lib/ingestion.py)."""
@@ -159,6 +215,10 @@ class BatchService:
         taken = self.uploads.take(user, upload_id)
         try:
             layout = scan_upload(taken.data, taken.record.file_name, max_rows=self.settings.max_batch_rows_direct)
+            if layout.row_count * request.evaluation.trials > self.settings.max_batch_rows_direct:
+                raise _field_error("trials", f"{layout.row_count} questions × {request.evaluation.trials} trials is "
+                                   f"more than the {self.settings.max_batch_rows_direct} rows a batch may hold.",
+                                   "TOO_MANY_ROWS")
         except AppError as exc:
             if exc.status < 500:
                 self._discard_upload(taken.record)  # a rejected upload leaves nothing
@@ -171,7 +231,8 @@ class BatchService:
         try:
             self.store.insert_batch({
                 **_batch_doc(batch_id, user, request, layout.shell(), UploadedForm(file_name=source["fileName"]), now),
-                "status": BatchStatus.INGESTING.value, "totalItems": layout.row_count, "fileHash": source_hash,
+                "status": BatchStatus.INGESTING.value, "totalItems": layout.row_count * request.evaluation.trials,
+                "fileHash": source_hash,
                 "source": source, "ingest": ingest_state(layout), "ingestedItems": 0, "blockedItems": 0,
             })
             self.queue.publish_step(str(batch_id), 0, dedup_id=f"{batch_id}:0")
@@ -180,8 +241,8 @@ class BatchService:
             self._remove(batch_id)
             raise
         self._discard_upload(upload)
-        return {"batchId": str(batch_id), "status": BatchStatus.INGESTING.value, "totalItems": layout.row_count,
-                "warnings": layout.warnings}
+        return {"batchId": str(batch_id), "status": BatchStatus.INGESTING.value,
+                "totalItems": layout.row_count * request.evaluation.trials, "warnings": layout.warnings}
 
     def _discard_upload(self, record: StoredObject) -> None:
         try:
@@ -249,6 +310,7 @@ class BatchService:
         return {
             "aiProviders": list(s.configured_ai_providers()),
             "searchProviders": list(s.configured_search_providers()),
+            "pipelines": list(s.configured_pipelines()),  # "ai-answers" only with AI_ANSWERS_URL
             "defaults": {"aiProvider": s.default_ai_provider, "searchProvider": s.default_search_provider,
                          "concurrency": s.batch_concurrency},
             "limits": {"maxConcurrency": MAX_CONCURRENCY, "maxBatchRows": s.max_batch_rows,
@@ -260,6 +322,11 @@ class BatchService:
             # exportLinkRows come by link (results&delivery=url).
             "directUploads": self.uploads is not None,
             "exportLinks": self.files is not None,
+            # Evaluation runs: what each analyzer is, how many trials, and what model calls cost
+            # (USD per million tokens; a model not listed is counted as 0 and flagged in the summary).
+            "analyzers": analyzers_offered(),
+            "maxTrials": MAX_TRIALS,
+            "prices": s.price_table().to_doc(),
         }
 
     def list(self, user: User) -> list[dict[str, Any]]:
@@ -288,10 +355,21 @@ class BatchService:
             "applyOverrides": batch.apply_overrides,
             "fileName": batch.file_name,
             "concurrency": batch.concurrency,
+            "pipeline": batch.pipeline,
             "percentComplete": percent,
             "etaSeconds": eta,
             "ingestedItems": batch.ingested_items if batch.ingest is not None else batch.total_items,
             "hasSource": batch.source is not None and batch.source_deleted_at is None,
+            "trials": batch.trials,
+            "analyzers": list(batch.analyzers),
+            "baselineBatchId": batch.baseline_batch_id,
+            "budgetUsd": batch.budget_usd,
+            "inputTokens": batch.input_tokens,
+            "outputTokens": batch.output_tokens,
+            "estimatedCostUsd": round(batch.estimated_cost_usd, 6),
+            "stopReason": batch.stop_reason,
+            "runs": _runs_shown(batch),
+            "deleting": batch.deleting_at is not None,  # its rows are going (lib/deletion.py); it will be gone
         }
 
     def cancel(self, user: User, batch_id: str | None) -> dict[str, Any]:
@@ -315,6 +393,48 @@ class BatchService:
             log.warning("batch=%s cancelling; its step could not be queued (the sweep will)", batch.id)
         return {"batchId": batch.id, "status": BatchStatus.CANCELLING.value}
 
+    # --- evaluation runs ------------------------------------------------------------
+
+    def evaluation_summary(self, user: User, batch_id: str | None) -> dict[str, Any]:
+        """The batch's summary (lib/summary.py), read from its items in one pass; kept once it is final."""
+        batch = self.owned(user, batch_id)
+        if batch.status.is_final and batch.summary_cache is not None:
+            return batch.summary_cache
+        summary = summarise(batch, self.store.rows_projected(ObjectId(batch.id), "summary"))
+        if batch.status.is_final:
+            self.store.cache_summary(ObjectId(batch.id), summary, batch.completed_at)
+        return summary
+
+    def compare(self, user: User, batch_id: str | None, baseline_id: str | None
+                ) -> tuple[Batch, list[str], list[dict[str, Any]]]:
+        """The batch's rows beside the baseline's (both the caller's, or any for an admin), by rowNumber."""
+        batch = self.owned(user, batch_id)
+        if not baseline_id:
+            baseline_id = batch.baseline_batch_id
+        if not baseline_id:
+            raise BadRequest("Give the baselineBatchId to compare with.", code="MISSING_BASELINE_ID",
+                             details={"field": "baselineBatchId"})
+        if not isinstance(baseline_id, str) or not ObjectId.is_valid(baseline_id):
+            raise BadRequest("baselineBatchId is not a valid id.", code="INVALID_BASELINE_ID",
+                             details={"field": "baselineBatchId"})
+        try:
+            baseline = self.owned(user, baseline_id)
+        except NotFound:
+            raise NotFound("No such baseline batch.", code="BASELINE_NOT_FOUND",
+                           details={"field": "baselineBatchId"}) from None
+        rows = compare_rows(batch, self.store.rows_projected(ObjectId(batch.id), "compare"),
+                            self.store.rows_projected(ObjectId(baseline.id), "compare"), baseline.id)
+        return batch, list(COMPARE_COLUMNS), rows
+
+    def retry(self, user: User, body: dict[str, Any]) -> dict[str, Any]:
+        """Run a final batch's failed (or cancelled) rows again, in place (lib/retry.py). Owner or admin."""
+        batch_id = body.get("batchId")
+        if batch_id is not None and not isinstance(batch_id, str):
+            raise BadRequest("batchId must be a string.", code="INVALID_BATCH_ID", details={"field": "batchId"})
+        statuses, budget = parse_retry_body(body)
+        batch = self.owned(user, batch_id)
+        return retry_rows(self.store, self.queue, batch, statuses, budget, self.now)
+
     def results(self, user: User, batch_id: str | None) -> tuple[Batch, list[str], Iterator[dict[str, Any]]]:
         """The batch, the result columns, and its rows in input order (streamed)."""
         batch = self.owned(user, batch_id)
@@ -335,7 +455,15 @@ def _batch_doc(batch_id: ObjectId, user: User, request: BatchRequest, table: Par
         "pageLanguage": request.lang,
         "applyOverrides": request.apply_overrides,
         "concurrency": request.concurrency,
-        "totalItems": len(table.rows),
+        "pipeline": request.pipeline,
+        "trials": request.evaluation.trials,
+        "analyzers": list(request.evaluation.analyzers),
+        "baselineBatchId": request.evaluation.baseline_batch_id,
+        "budgetUsd": request.evaluation.budget_usd,
+        "inputTokens": 0,
+        "outputTokens": 0,
+        "estimatedCostUsd": 0.0,
+        "totalItems": len(table.rows) * request.evaluation.trials,
         "processedItems": 0,
         "failedItems": 0,
         "cancelledItems": 0,
@@ -360,41 +488,98 @@ def _batch_doc(batch_id: ObjectId, user: User, request: BatchRequest, table: Par
     }
 
 
-def _item_docs(batch_id: ObjectId, table: ParsedTable, lang: str = "en") -> list[dict[str, Any]]:
-    """One document per row. Rows refused by the rule-based checks are `blocked` already (masked text only)."""
+def _item_docs(batch_id: ObjectId, table: ParsedTable, lang: str = "en", *, trials: int = 1,
+               analyzers: tuple[str, ...] | list[str] = (), warnings: list[dict[str, Any]] | None = None
+               ) -> list[dict[str, Any]]:
+    """One document per row and trial. Rows refused by the rule-based checks are `blocked` already (masked text only).
+
+    A row's trials are items of their own, next to each other (`rowIndex` = row × trials +
+    trial − 1, so the items keep input order, then trial), each in a conversation of its
+    own: trial 2 never shares history with trial 1. The file's evaluation columns become
+    the row's `references`; a blocked row gets the rules-only analyzers here.
+    """
     docs = []
     # Each conversation gets a chat id of its own, issued here by the server and nobody
     # can predict; `turn` is the row's place in its conversation.
     chats: dict[str, tuple[str, int]] = {}
     earlier: dict[str, list[str]] = {}
+    ref_columns = reference_columns(table.columns)
     for index, row in enumerate(table.rows):
         chat_key = chat_key_for(row.chat_label, index)
         screened = screen(row.question, lang, earlier.setdefault(chat_key, []))
         earlier[chat_key].append(screened.text)
         original = dict(row.original)
         original[table.question_column] = screened.text  # a refused question is kept masked only
-        chat_id, turn = chats.get(chat_key, (new_chat_id(), -1))
-        chats[chat_key] = (chat_id, turn + 1)
         blocked = screened.blocked_by is not None
-        docs.append({
-            "_id": ObjectId(),
-            "batchId": batch_id,
-            "rowIndex": index,
-            "rowNumber": row.row_number,
-            "chatKey": chat_key,
-            "chatId": chat_id,
-            "turn": turn + 1,
-            "chatLabel": row.chat_label,
-            "question": screened.text,
-            "referringUrl": row.referring_url,
-            "original": original,
-            "status": ItemStatus.BLOCKED.value if blocked else ItemStatus.PENDING.value,
-            "blockedBy": screened.blocked_by,
-            "fallbackUrl": screened.fallback_url,
-            "attempts": 0,
-            "interactionId": ObjectId(),  # fixed now, so a re-run writes the same interaction
-            "leaseUntil": None,
-            "notBefore": None,
-            "claimId": None,
-        })
+        references, warning = row_references(row.original, ref_columns) if ref_columns else ({}, None)
+        if warning is not None and warnings is not None:
+            warnings.append({"code": "INVALID_EXPECTED_OUTCOME", "message": f"Row {row.row_number}: {warning}",
+                             "rowNumber": row.row_number})
+        for trial in range(1, trials + 1):
+            key = trial_chat_key(chat_key, trial)
+            chat_id, turn = chats.get(key, (new_chat_id(), -1))
+            chats[key] = (chat_id, turn + 1)
+            doc = {
+                "_id": ObjectId(),
+                "batchId": batch_id,
+                "rowIndex": index * trials + trial - 1,
+                "trial": trial,
+                "rowNumber": row.row_number,
+                "chatKey": key,
+                "chatId": chat_id,
+                "turn": turn + 1,
+                "chatLabel": row.chat_label,
+                "question": screened.text,
+                "referringUrl": row.referring_url,
+                "original": original,
+                "references": references,
+                "status": ItemStatus.BLOCKED.value if blocked else ItemStatus.PENDING.value,
+                "blockedBy": screened.blocked_by,
+                "fallbackUrl": screened.fallback_url,
+                "attempts": 0,
+                "interactionId": ObjectId(),  # fixed now, so a re-run writes the same interaction
+                "leaseUntil": None,
+                "notBefore": None,
+                "claimId": None,
+            }
+            if blocked:
+                doc["analysis"] = _upload_analysis(doc, lang, analyzers)
+            docs.append(doc)
     return docs
+
+
+def trial_chat_key(chat_key: str, trial: int) -> str:
+    """The conversation of one trial: the row's own for trial 1, a separate one for each later trial."""
+    return chat_key if trial == 1 else f"{chat_key}#trial{trial}"
+
+
+def _upload_analysis(doc: dict[str, Any], lang: str, analyzers: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """The rules-only analyses of a row refused at upload (there is no answer for a judge to read)."""
+    names = rules_only(analyzers)
+    if not names:
+        return {}
+    row = row_result(status=ItemStatus.BLOCKED.value, question=doc["question"], lang=lang,
+                     blocked_by=doc["blockedBy"])
+    return nested(analyse_row(names, row, references_of(doc.get("references")), None).columns)
+
+
+def _add_baseline(items: list[dict[str, Any]], baseline_docs: Iterator[dict[str, Any]],
+                  analyzers: tuple[str, ...], lang: str) -> None:
+    """Join the baseline's answers to the rows' references (raises BASELINE_MISMATCH)."""
+    firsts = [(d["rowNumber"], d["question"]) for d in items if d["trial"] == 1]
+    matched = match_baseline(firsts, baseline_docs)
+    for doc in items:
+        doc["references"] = {**doc["references"], **matched.get(doc["rowNumber"], {})}
+        if doc["status"] == ItemStatus.BLOCKED.value and analyzers:
+            doc["analysis"] = _upload_analysis(doc, lang, analyzers)
+
+
+def _runs_shown(batch: Batch) -> list[dict[str, Any]]:
+    """The batch's runs (a first run, then one per retry); the last one ends when the batch does."""
+    if not batch.runs:
+        return [{"run": 1, "startedAt": batch.started_at, "completedAt": batch.completed_at, "statuses": None,
+                 "rows": batch.total_items}]
+    runs = [dict(r) for r in batch.runs]
+    if runs[-1].get("completedAt") is None and batch.status.is_final:
+        runs[-1]["completedAt"] = batch.completed_at
+    return runs

@@ -268,6 +268,10 @@ class Client:
         """The batch's status body."""
         return self._json("GET", "/api/batch/status", params={"batchId": batch_id})
 
+    def summary(self, batch_id: str) -> dict[str, Any]:
+        """The batch's evaluation summary (counts, pass rates, latency, tokens, cost, stability, drift)."""
+        return self._json("GET", "/api/batch/summary", params={"batchId": batch_id})
+
     def cancel(self, batch_id: str) -> dict[str, Any]:
         """Ask the server to cancel the batch."""
         return self._json("POST", "/api/batch/cancel", json={"batchId": batch_id})
@@ -391,7 +395,9 @@ def run_command(args: argparse.Namespace, client: Client, err: TextIO) -> int:
         raise UsageError(f"No folder {dest.parent} to write the results to.")
     fields = {"batchName": (args.name or file.stem)[:200], "lang": args.lang,
               "applyOverrides": "true" if args.overrides else "false"}
-    for name, value in (("aiProvider", args.ai), ("searchProvider", args.search), ("concurrency", args.concurrency)):
+    for name, value in (("aiProvider", args.ai), ("searchProvider", args.search), ("concurrency", args.concurrency),
+                        ("trials", args.trials), ("analyzers", args.analyzers), ("baselineBatchId", args.baseline),
+                        ("budgetUsd", args.budget)):
         if value is not None:
             fields[name] = str(value)
     created = client.create(file, fields)
@@ -406,7 +412,66 @@ def run_command(args: argparse.Namespace, client: Client, err: TextIO) -> int:
         return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
     client.download(batch_id, fmt, dest, rows=int(status.get("totalItems") or 0))
     print(dest)
+    report_summary(client, batch_id, dest if args.summary else None, err)
     return 0 if status["status"] == "processed" else 1
+
+
+def summary_path(results: Path) -> Path:
+    """Where `--summary` writes the summary: next to the results file."""
+    return results.with_name(f"{results.stem}-summary.json")
+
+
+def report_summary(client: Client, batch_id: str, results: Path | None, err: TextIO) -> None:
+    """Print the batch's summary; with `results`, also write it as JSON next to that file."""
+    try:
+        summary = client.summary(batch_id)
+    except CliError as exc:  # the results are written: a summary that cannot be read is only a warning
+        print(f"warning: no summary: {exc}", file=err)
+        return
+    for line in format_summary(summary):
+        print(line, file=err)
+    if results is not None:
+        path = summary_path(results)
+        try:
+            path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"Cannot write {path}: {exc.strerror or exc}") from exc
+        print(path)
+
+
+def format_summary(summary: Mapping[str, Any]) -> list[str]:
+    """The summary as a few lines for a terminal."""
+    counts = ", ".join(f"{n} {s}" for s, n in sorted((summary.get("byStatus") or {}).items()))
+    lines = [f"Summary: {counts or 'no rows'}"]
+    blocked = summary.get("blockedByStage") or {}
+    if blocked:
+        lines.append("  blocked by: " + ", ".join(f"{s} {n}" for s, n in sorted(blocked.items())))
+    latency = summary.get("latencyMs") or {}
+    if latency.get("p50") is not None:
+        lines.append(f"  latency: p50 {latency['p50']} ms, p95 {latency['p95']} ms")
+    for name, rate in (summary.get("analyzers") or {}).items():
+        shown = "n/a" if rate.get("passRate") is None else f"{100 * rate['passRate']:.1f}%"
+        lines.append(f"  {name}: {shown} pass ({rate.get('passed', 0)} of {rate.get('passed', 0) + rate.get('failed', 0)})")
+    block = summary.get("blockDetection")
+    if block:
+        lines.append(f"  block detection: precision {block.get('precision')}, recall {block.get('recall')}")
+    tokens, cost = summary.get("tokens") or {}, summary.get("cost") or {}
+    budget = f" of ${cost['budgetUsd']:.2f} budget" if cost.get("budgetUsd") else ""
+    lines.append(f"  tokens: {tokens.get('input', 0)} in, {tokens.get('output', 0)} out; "
+                 f"cost ${float(cost.get('estimatedUsd') or 0):.4f}{budget}")
+    if cost.get("unpricedModels"):
+        lines.append(f"  not priced (counted as $0): {', '.join(cost['unpricedModels'])}")
+    if cost.get("stopReason"):
+        lines.append(f"  stopped: {cost['stopReason']}")
+    stability = summary.get("stability") or {}
+    if (stability.get("trials") or 1) > 1:
+        lines.append(f"  stability over {stability['trials']} trials: {stability.get('allPass', 0)} all pass, "
+                     f"{stability.get('mixed', 0)} mixed, {stability.get('allFail', 0)} all fail")
+    baseline = summary.get("baseline")
+    if baseline:
+        lines.append(f"  against {baseline.get('batchId')}: {baseline.get('same', 0)} same, {baseline.get('drift', 0)} "
+                     f"drift, {baseline.get('better', 0)} better, {baseline.get('worse', 0)} worse")
+    return lines
 
 
 def check_upload(file: Path) -> Path:
@@ -461,6 +526,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="batch name (default: the file's name)")
     run.add_argument("--overrides", action="store_true", help="apply your prompt overrides")
     run.add_argument("--concurrency", type=int, help="rows in flight at once, 1-32 (default: the server's)")
+    evaluation = run.add_argument_group("evaluation run")
+    evaluation.add_argument("--trials", type=int, help="run each question this many times, 1-8, each in its own chat")
+    evaluation.add_argument("--analyzers", help="comma list: refusal, citation, similar-answer, expert-scorer")
+    evaluation.add_argument("--baseline", metavar="BATCH_ID",
+                            help="an earlier batch of yours with the same questions: its answers are the reference")
+    evaluation.add_argument("--budget", type=float, metavar="USD", help="stop starting rows once the cost reaches it")
+    evaluation.add_argument("--summary", action="store_true",
+                            help="also write the summary as JSON next to the results (<results>-summary.json)")
     results = commands.add_parser("results", parents=[common], help="download a batch's results (also while it runs)")
     for sub in (run, results):
         sub.add_argument("--format", choices=FORMATS, help="results format (default: from --output, else csv)")

@@ -10,6 +10,11 @@ publishes its successor, or finalises the batch from the items, which are the so
 of truth. A cancelled batch is settled by the same steps: its pending rows are
 cancelled in chunks, and it becomes `cancelled` once no row is in flight.
 
+A row's analyzers (lib/evaluation.py) run after its answer, inside its claim, and are
+recorded with the answer, its tokens by stage and its cost in the same compare-and-set.
+The flush adds the rows' tokens and cost to the batch's counters; a batch whose cost
+reaches its budget stops claiming (BUDGET_EXCEEDED) and is settled like a cancel.
+
 Every piece of a step's work fits its budget: claiming stops at the claim deadline,
 waiting for rows in flight stops early enough to leave time for the last flush and
 the wrap-up, and cancelling rows goes in chunks until the time is up.
@@ -20,18 +25,23 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bson import ObjectId
 
+from lib.analyzers import needs_model
 from lib.chat.service import ChatProcessingService, ChatResult
 from lib.errors import AppError, ServiceUnavailable, UpstreamError
+from lib.evaluation import RowAnalysis, analyse_row, nested, references_of, row_result, rules_only
 from lib.execution_writes import ClaimGroup, EngineConfig, Finished, Progress, StepOutcome, Turns, record_finished
 from lib.models import Batch, BatchItem, BatchStatus, ItemError, ItemStatus, Role, User
+from lib.pipelines import AI_ANSWERS
 from lib.planning import DurationEstimate, compute_backoff, final_status, may_start_row, plan_runnable
+from lib.pricing import PriceTable
+from lib.providers.base import AIProvider
 from lib.queue import StepMessage, StepQueue
 from lib.store.batches import BatchStore
 from lib.store.chats import ChatStore
@@ -39,6 +49,7 @@ from lib.store.ids import to_object_id
 
 if TYPE_CHECKING:
     from lib.ingestion import IngestionStep
+    from lib.pipelines.ai_answers import AIAnswersPipeline
 
 __all__ = ["EngineConfig", "StepEngine", "StepOutcome"]
 
@@ -54,6 +65,8 @@ WRAP_UP_SECONDS = 3.0
 # A row's answer is recorded only this long before its claim's lease ends: after that,
 # another step may have claimed the row again.
 ANSWER_MARGIN_SECONDS = 5.0
+# A request to a pipeline that is not idempotent ends this long before the step stops waiting for rows.
+UPSTREAM_MARGIN_SECONDS = 1.0
 # Our own provider gate is full: the row waits this long, and no attempt is spent.
 BUSY_BACKOFF_SECONDS = 2.0
 # Rows of a cancelled batch cancelled per bulk write while settling it.
@@ -71,14 +84,23 @@ class StepEngine:
         now: Callable[[], datetime],
         chats: ChatStore | None = None,
         ingestion: IngestionStep | None = None,
+        pipelines: Mapping[str, AIAnswersPipeline] | None = None,
+        prices: PriceTable | None = None,
+        answer_model: Callable[[str], str] | None = None,
     ):
         self.batches = batches
+        # Pipelines a batch may name other than the local `chat` (lib/pipelines): by name.
+        self.pipelines = dict(pipelines or {})
         self.chat = chat
         self.chats = chats if chats is not None else chat.chats
         self.queue = queue
         self.config = config
         self.now = now
         self.ingestion = ingestion  # writes the rows of a big upload (a batch `ingesting`)
+        # What a row's model calls cost (lib/pricing.py), and the model that prices a row whose stages
+        # are not itemised (a refusal in the step): the batch's AI provider's default model.
+        self.prices = prices or PriceTable()
+        self.answer_model = answer_model or (lambda provider: provider)
 
     def run_step(self, message: StepMessage) -> StepOutcome:
         """Run one step of the batch. Raises `ServiceUnavailable` when QStash should redeliver."""
@@ -143,7 +165,10 @@ class _Step:
         self.work_deadline = returns_by - 1.0
         self.progress = Progress()
         self.estimate = DurationEstimate(initial=min(10.0, engine.config.step_budget_seconds / 4))
-        self.claims = ClaimGroup(engine.batches, self.oid, owner, lease_until, engine.now, self.progress)
+        self.claims = ClaimGroup(engine.batches, self.oid, owner, lease_until, engine.now, self.progress,
+                                 with_references=bool(batch.analyzers))
+        self.analyzers = tuple(batch.analyzers)
+        self._judge: AIProvider | None = None
         self.outcome = StepOutcome(batch.id, "ran", seq=batch.step_seq)
         self.waiting_until: datetime | None = None  # the earliest backoff of the rows this step planned
         self.released_until: datetime | None = None  # ...and of the rows it sent back for a retry
@@ -154,10 +179,17 @@ class _Step:
         if self.batch.status == BatchStatus.CANCELLING:
             return self._settle_cancel()
         now = e.now()
-        # Rows an earlier step left in flight (it ran out of time, or died) are orphans: run them again.
-        e.batches.reset_orphans(e.batches.items_with_status(self.oid, ItemStatus.PROCESSING), self.owner)
+        # Rows an earlier step left in flight (it ran out of time, or died) are orphans: run them again;
+        # with a pipeline that is not idempotent, once the request they sent is past its deadline.
+        orphans = e.batches.items_with_status(self.oid, ItemStatus.PROCESSING)
+        waits = self.batch.pipeline == AI_ANSWERS
+        e.batches.reset_orphans(orphans, self.owner, wait_until_closed=now if waits else None)
+        still_open = [o for o in orphans if waits and o.claim_id != self.owner and o.open_until is not None
+                      and o.open_until > now]
+        if still_open:
+            self.released_until = min(o.open_until for o in still_open)  # type: ignore[type-var]
         pending = e.batches.items_with_status(self.oid, ItemStatus.PENDING)
-        plan = plan_runnable(pending, [], now)
+        plan = plan_runnable(pending, still_open, now)
         self.waiting_until = plan.waiting_until
         concurrency = max(1, min(self.batch.concurrency, e.config.concurrency_cap))
         if plan.conversations:
@@ -224,20 +256,23 @@ class _Step:
         while True:
             row_started = time.monotonic()
             try:
-                result = e.chat.process_message(
-                    chat_id=item.chat_id,
-                    user_message=item.question,
-                    lang=self.batch.page_language,
-                    selected_ai=self.batch.ai_provider,
-                    selected_search=self.batch.search_provider,
-                    referring_url=item.referring_url,
-                    user=self.user,
-                    override_user_id=self.batch.uploader_user_id if self.batch.apply_overrides else None,
-                    interaction_id=item.interaction_id,
-                    answer_by=self.answer_by,
-                    earlier_turns=history,
-                    record=False,
-                )
+                if self.batch.pipeline == AI_ANSWERS:
+                    result = self._upstream(item, attempt, history)
+                else:
+                    result = e.chat.process_message(
+                        chat_id=item.chat_id,
+                        user_message=item.question,
+                        lang=self.batch.page_language,
+                        selected_ai=self.batch.ai_provider,
+                        selected_search=self.batch.search_provider,
+                        referring_url=item.referring_url,
+                        user=self.user,
+                        override_user_id=self.batch.uploader_user_id if self.batch.apply_overrides else None,
+                        interaction_id=item.interaction_id,
+                        answer_by=self.answer_by,
+                        earlier_turns=history,
+                        record=False,
+                    )
             except UpstreamError as exc:
                 self.estimate.observe(time.monotonic() - row_started)
                 if exc.code == "PROVIDER_BUSY":
@@ -247,7 +282,7 @@ class _Step:
                     return False, None
                 log.info("batch=%s row=%s attempt=%s provider=%s error=%s retryable=%s", self.batch.id,
                          item.row_index, attempt, exc.provider, exc.code, exc.retryable)
-                if not exc.retryable or attempt >= e.config.max_attempts:
+                if not exc.retryable or attempt - item.attempts_before >= e.config.max_attempts:
                     self._failed(item, attempt, ItemError(code=exc.code, message=exc.message, retryable=exc.retryable))
                     return True, history
                 backoff = compute_backoff(attempt, exc.retry_after)
@@ -272,6 +307,14 @@ class _Step:
             if result.blocked_by is not None:
                 self._blocked(item, attempt, result, elapsed)
                 return True, history  # a refused turn adds nothing to the chat
+            # The analyses run here, inside the row's claim, and are recorded with its answer in one
+            # compare-and-set: a redelivered step or a crash can neither repeat nor lose them.
+            analysis = self._analyse(item, row_result(
+                status=ItemStatus.SUCCEEDED.value, question=item.question, lang=self.batch.page_language,
+                fields=result.fields, answer=result.answer, citation_url=result.citation_url), self.analyzers)
+            by_stage = {**result.tokens_by_stage, **analysis.tokens_by_stage}
+            cost = e.prices.row_cost(by_stage, fallback_model=e.answer_model(self.batch.ai_provider),
+                                     input_tokens=result.input_tokens, output_tokens=result.output_tokens)
             fields = {
                 "status": ItemStatus.SUCCEEDED.value,
                 "attempts": attempt,
@@ -280,8 +323,9 @@ class _Step:
                 "citationUrl": result.citation_url,
                 "model": result.model,
                 "result": result.fields,
-                "tokens": {"input": result.input_tokens, "output": result.output_tokens,
-                           "byStage": result.tokens_by_stage},
+                "tokens": {"input": result.input_tokens, "output": result.output_tokens, "byStage": by_stage},
+                "cost": cost.to_doc(),
+                "analysis": nested(analysis.columns),
                 "responseTimeMs": int(elapsed * 1000),
                 "finishedAt": e.now(),
                 "error": None,
@@ -290,16 +334,49 @@ class _Step:
                                        new_chat=result.interaction is not None and len(result.turns) == 1))
             return True, result.turns or None
 
+    def _upstream(self, item: BatchItem, attempt: int, history: Turns) -> ChatResult:
+        """The row sent to a deployed AI Answers, with a deadline this step still waits for."""
+        pipeline = self.e.pipelines.get(AI_ANSWERS)
+        if pipeline is None:
+            raise UpstreamError("This deployment has no AI_ANSWERS_URL: the batch's pipeline is unavailable.",
+                                provider=AI_ANSWERS, retryable=False, code="PIPELINE_UNAVAILABLE")
+        # Not idempotent: an answer must arrive while this step still records it (with time left to
+        # record how the request ended), or not be asked for.
+        left = self.wait_deadline - time.monotonic() - UPSTREAM_MARGIN_SECONDS
+        waits_until = self.e.now() + timedelta(seconds=max(0.0, left))
+        return pipeline.process_row(item=item, batch=self.batch, claim_id=self.owner, attempt=attempt,
+                                    answer_by=min(self.answer_by, waits_until), earlier_turns=history)
+
     def _blocked(self, item: BatchItem, attempt: int, result: ChatResult, elapsed: float) -> None:
         """A question the pipeline refused: kept only as its masked text, in the row and its original cells."""
-        original = self.e.batches.original_of(item.id)
+        e = self.e
+        original = e.batches.original_of(item.id)
         if self.batch.question_column in original:
             original[self.batch.question_column] = result.redacted_question
+        analysis = self._analyse(item, row_result(
+            status=ItemStatus.BLOCKED.value, question=result.redacted_question, lang=self.batch.page_language,
+            blocked_by=result.blocked_by), rules_only(self.analyzers))
+        by_stage = {**result.tokens_by_stage, **analysis.tokens_by_stage}
+        cost = e.prices.row_cost(by_stage, fallback_model=e.answer_model(self.batch.ai_provider),
+                                 input_tokens=result.input_tokens, output_tokens=result.output_tokens)
         fields = {"status": ItemStatus.BLOCKED.value, "attempts": attempt, "blockedBy": result.blocked_by,
                   "fallbackUrl": result.fallback_url, "question": result.redacted_question, "original": original,
-                  "tokens": {"input": result.input_tokens, "output": result.output_tokens},
-                  "responseTimeMs": int(elapsed * 1000), "finishedAt": self.e.now(), "error": None}
+                  "tokens": {"input": result.input_tokens, "output": result.output_tokens, "byStage": by_stage},
+                  "cost": cost.to_doc(), "analysis": nested(analysis.columns),
+                  "responseTimeMs": int(elapsed * 1000), "finishedAt": e.now(), "error": None}
         self.progress.add(Finished(item=item, fields=fields))
+
+    def _analyse(self, item: BatchItem, row, names: tuple[str, ...]) -> RowAnalysis:
+        """The row's analyses (none when the batch asked for none); judges ask the batch's AI provider."""
+        if not names:
+            return RowAnalysis({}, {})
+        judge = None
+        if needs_model(names):
+            if self._judge is None:
+                self._judge = self.e.chat.providers.ai(self.batch.ai_provider)
+            judge = self._judge
+        refs = references_of(self.claims.references.get(item.id, item.references))
+        return analyse_row(names, row, refs, judge)
 
     def _failed(self, item: BatchItem, attempt: int, error: ItemError) -> None:
         fields = {"status": ItemStatus.FAILED.value, "attempts": attempt, "error": error.model_dump(),
@@ -332,6 +409,8 @@ class _Step:
         status = e.batches.flush_progress(
             self.oid, processed=counts.get(ItemStatus.SUCCEEDED.value, 0),
             blocked=counts.get(ItemStatus.BLOCKED.value, 0), failed=counts.get(ItemStatus.FAILED.value, 0), now=now,
+            input_tokens=counts.get("inputTokens", 0), output_tokens=counts.get("outputTokens", 0),
+            cost_usd=counts.get("costMicroUsd", 0) / 1_000_000,
         )
         if status is not None and not status.is_active:
             self.progress.stop.set()
@@ -364,8 +443,12 @@ class _Step:
         """
         e = self.e
         e.batches.reset_orphans(e.batches.items_with_status(self.oid, ItemStatus.PROCESSING), claim_id="")
+        # A batch stopped by its budget: the rows it never ran say so.
+        reason = self.progress.stop_reason or self.batch.stop_reason
+        error = ItemError(code="BUDGET_EXCEEDED", message="The batch's estimated cost reached its budget before "
+                          "this row ran.") if reason == "BUDGET_EXCEEDED" else None
         while True:  # one chunk at least, then as many as the time allows
-            cancelled = e.batches.cancel_pending_chunk(self.oid, e.now(), CANCEL_CHUNK)
+            cancelled = e.batches.cancel_pending_chunk(self.oid, e.now(), CANCEL_CHUNK, error=error)
             if cancelled:
                 e.batches.flush_progress(self.oid, cancelled=cancelled, now=e.now())
             if cancelled < CANCEL_CHUNK:

@@ -3,11 +3,13 @@
 - `ClaimGroup`: rows are claimed by the worker threads that are about to run them, but
   the claims of all threads waiting at one moment go out as one bulk write (the first
   waiting thread writes for everybody queued behind it: a group commit). Each row keeps
-  its own compare-and-set. Before each bulk the batch's status is read, so that no row
-  starts once a cancel has switched the batch off.
+  its own compare-and-set. Before each bulk the batch's status and cost are read, so that
+  no row starts once a cancel has switched the batch off or its cost has reached its
+  budget (the budget then stops the batch: BUDGET_EXCEEDED).
 - `Progress`: the rows that ended in this step and are not recorded yet.
 - `record_finished`: one flush: the conversations' chats, the interactions, then the
-  rows' outcomes (each by compare-and-set on its claim), as three bulk writes.
+  rows' outcomes (each by compare-and-set on its claim), as three bulk writes. What the
+  rows that ended spent (tokens, cost) is added up for the same flush's counter write.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Progress:
     last_flush: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
+    stop_reason: str | None = None  # why claiming stopped when it is not a cancel: BUDGET_EXCEEDED
 
     def add(self, row: Finished) -> None:
         with self.lock:
@@ -74,6 +77,11 @@ class Progress:
     def due(self, rows: int, seconds: float) -> bool:
         with self.lock:
             return len(self.finished) >= rows or (bool(self.finished) and time.monotonic() - self.last_flush >= seconds)
+
+    def unflushed_usd(self) -> float:
+        """What the rows ended and not recorded yet cost."""
+        with self.lock:
+            return sum(float((f.fields.get("cost") or {}).get("usd") or 0) for f in self.finished)
 
     def take(self) -> list[Finished]:
         with self.lock:
@@ -85,6 +93,9 @@ class Progress:
 def record_finished(batches: BatchStore, chats: ChatStore, finished: list[Finished], claim_id: str,
                     owner_id: str, now: datetime) -> dict[str, int]:
     """Write one flush's rows in bulk; how many rows ended, by status (those this claim still held).
+
+    Also `inputTokens`, `outputTokens` and `costMicroUsd`: what those rows spent, every
+    model call counted (the row's `cost`), for the batch's counters.
 
     Chats and interactions go first: a row is `succeeded` only once its answer is stored.
     An interaction written for a row whose claim was lost meanwhile is the one a re-run
@@ -99,6 +110,11 @@ def record_finished(batches: BatchStore, chats: ChatStore, finished: list[Finish
     for f in finished:
         if f.item.id in ended:
             counts[f.fields["status"]] = counts.get(f.fields["status"], 0) + 1
+            cost = f.fields.get("cost") or {}
+            for key, value in (("inputTokens", cost.get("inputTokens")), ("outputTokens", cost.get("outputTokens")),
+                               ("costMicroUsd", round(float(cost.get("usd") or 0) * 1_000_000))):
+                if value:
+                    counts[key] = counts.get(key, 0) + int(value)
     return counts
 
 
@@ -114,7 +130,7 @@ class ClaimGroup:
     """Claims of rows by many threads, written together (see the module's docstring)."""
 
     def __init__(self, batches: BatchStore, batch_id: ObjectId, claim_id: str, lease_until: datetime,
-                 now: Callable[[], datetime], progress: Progress):
+                 now: Callable[[], datetime], progress: Progress, *, with_references: bool = False):
         self.batches = batches
         self.batch_id = batch_id
         self.claim_id = claim_id
@@ -125,6 +141,9 @@ class ClaimGroup:
         self._queue: list[_ClaimRequest] = []
         self._writing = False
         self.bulk_writes = 0
+        # The analyzers' references of the rows claimed, read with each bulk (one read, not one a row).
+        self.with_references = with_references
+        self.references: dict[str, dict[str, Any]] = {}
 
     def claim(self, item: BatchItem) -> bool:
         """`pending -> processing` for this step; False if the row is not pending or the batch was stopped."""
@@ -147,12 +166,22 @@ class ClaimGroup:
         error: BaseException | None = None
         try:
             started = self.now()  # before the status read: a row claimed here started before any later cancel
-            if self.progress.stop.is_set() or self.batches.status_of(self.batch_id) != BatchStatus.PROCESSING:
+            status, cost, budget = (None, 0.0, None) if self.progress.stop.is_set() else \
+                self.batches.claim_gate(self.batch_id)
+            # What this step's rows spent and are not flushed yet counts too (rows in flight cannot be
+            # known: the budget may be passed by at most what they cost).
+            over_budget = budget is not None and cost + self.progress.unflushed_usd() >= budget
+            if status == BatchStatus.PROCESSING and over_budget:
+                self.progress.stop_reason = "BUDGET_EXCEEDED"
+                self.batches.stop_for_budget(self.batch_id, started)
+            if status != BatchStatus.PROCESSING or over_budget:
                 self.progress.stop.set()
             else:
                 claimed = self.batches.claim_many([r.item.id for r in group], self.claim_id, started,
                                                   self.lease_until)
                 self.bulk_writes += 1
+                if self.with_references and claimed:
+                    self.references.update(self.batches.references_of(sorted(claimed)))
         except BaseException as exc:  # handed to every waiting thread, each raises it
             error = exc
         with self._cond:

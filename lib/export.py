@@ -42,6 +42,7 @@ _NAME_NOISE = re.compile(r"[\s_\-]+")
 _FIXED_WIDTHS = {"citationhead": 40, "searchquery": 40, "department": 30, "model": 20}
 _NOT_IN_URL = re.compile(r"[\s\x00-\x1f\x7f\"<>]")
 _BOLD = Font(bold=True)
+LIST_SEPARATOR = " | "  # how a list cell reads in CSV and XLSX
 _WRAP = Alignment(wrap_text=True, vertical="top")
 _DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 _DATE_FORMAT = "yyyy-mm-dd"
@@ -51,10 +52,13 @@ def neutralise_cell(value: object) -> str:
     """The cell as text, prefixed with `'` when a spreadsheet would run it as a formula.
 
     Numbers (not booleans) are returned as they are written: a number cannot be a
-    formula. None becomes "".
+    formula. None becomes ""; a list (an analyzer's ideas found, changed facts) is joined
+    with " | ".
     """
     if value is None:
         return ""
+    if isinstance(value, (list, tuple)):
+        value = LIST_SEPARATOR.join("" if v is None else str(v) for v in value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     text = value if isinstance(value, str) else str(value)
@@ -202,6 +206,8 @@ def xlsx_cell(value: object) -> str | int | float:
     """The value to store in an XLSX cell: finite numbers as numbers, else safe text."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return value
+    if isinstance(value, (list, tuple)):
+        value = LIST_SEPARATOR.join("" if v is None else str(v) for v in value)
     text = "" if value is None else str(value)
     # Clean first: a character removed here must not uncover a formula.
     return neutralise_cell(_XML_ILLEGAL.sub("", text))[:XLSX_MAX_CELL_CHARS]

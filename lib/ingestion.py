@@ -48,7 +48,7 @@ log = logging.getLogger("ai_answers.ingestion")
 
 ABANDONED_SECONDS = 3600  # an ingestion nobody moved for this long is removed by the sweep
 
-ItemDocs = Callable[[ObjectId, Any, str], list[dict[str, Any]]]
+ItemDocs = Callable[..., list[dict[str, Any]]]  # (batch id, table, lang, trials=, analyzers=) -> item documents
 
 
 def ingest_state(layout: TableLayout) -> dict[str, Any]:
@@ -62,16 +62,20 @@ def conversation_chat_id(salt: bytes, chat_key: str, trial: object = None) -> st
     return hmac.new(salt, message, hashlib.sha256).hexdigest()[:32]
 
 
-def place(docs: list[dict[str, Any]], indexes: list[int], salt: bytes) -> None:
+def place(docs: list[dict[str, Any]], indexes: list[int], salt: bytes, trials: int = 1) -> None:
     """Give a chunk's rows their place in the whole file: row index, conversation key, chat id.
 
-    `indexes[i]` is the file index of the chunk's i-th row (what the item builder numbered i).
+    `indexes[i]` is the file index of the chunk's i-th row (what the item builder numbered
+    i × trials + trial − 1: each trial is an item of its own, in its own conversation).
     """
     for doc in docs:
-        index = indexes[doc["rowIndex"]]
-        doc["rowIndex"] = index
-        doc["chatKey"] = chat_key_for(doc.get("chatLabel"), index)
-        doc["chatId"] = conversation_chat_id(salt, doc["chatKey"], doc.get("trial"))
+        local, offset = divmod(doc["rowIndex"], trials)
+        index = indexes[local]
+        trial = int(doc.get("trial") or 1)
+        doc["rowIndex"] = index * trials + offset
+        key = chat_key_for(doc.get("chatLabel"), index)
+        doc["chatKey"] = key if trial == 1 else f"{key}#trial{trial}"
+        doc["chatId"] = conversation_chat_id(salt, doc["chatKey"], trial if trial > 1 else None)
 
 
 def chunks_of(window: dict[int, list[tuple[int, ParsedRow]]], end: int,
@@ -156,11 +160,12 @@ class IngestionStep:
                     break
                 chunk_started = time.monotonic()
                 table = replace(layout.shell(), rows=[row for _, row in rows])
-                docs = self.item_docs(oid, table, batch.page_language)
-                place(docs, [index for index, _ in rows], salt)
+                docs = self.item_docs(oid, table, batch.page_language, trials=batch.trials,
+                                      analyzers=tuple(batch.analyzers))
+                place(docs, [index for index, _ in rows], salt, batch.trials)
                 self.batches.insert_items_once(docs)
                 blocked = sum(1 for doc in docs if doc.get("status") == ItemStatus.BLOCKED.value)
-                if not self.batches.advance_ingest(oid, owner, done=mark, upto=upto, inserted=len(rows),
+                if not self.batches.advance_ingest(oid, owner, done=mark, upto=upto, inserted=len(docs),
                                                    blocked=blocked, now=self.now()):
                     log.warning("batch=%s ingestion mark %d taken by another step", batch.id, mark)
                     return -1

@@ -115,6 +115,7 @@ class Batch(BaseModel):
     file_name: str | None = Field(alias="fileName", default=None)
     csv_delimiter: str | None = Field(alias="csvDelimiter", default=None)  # results come back with the upload's
     concurrency: int = 4
+    pipeline: str = "local"  # lib.pipelines: "local", or "ai-answers" (a deployed AI Answers)
     step_seq: int = Field(alias="stepSeq", default=0)
     lease_until: datetime | None = Field(alias="leaseUntil", default=None)
     heartbeat_at: datetime | None = Field(alias="heartbeatAt", default=None)
@@ -128,6 +129,24 @@ class Batch(BaseModel):
     # A chunked ingestion in progress (lib/ingestion.py): the file's layout and the next row index.
     ingest: dict[str, Any] | None = None
     ingested_items: int = Field(alias="ingestedItems", default=0)
+    # Evaluation runs (lib/evaluation.py): each question `trials` times, the analyzers run on each
+    # row, the batch whose answers are the references, and the cost so far against a budget.
+    trials: int = 1
+    analyzers: list[str] = Field(default_factory=list)
+    baseline_batch_id: str | None = Field(alias="baselineBatchId", default=None)
+    budget_usd: float | None = Field(alias="budgetUsd", default=None)
+    input_tokens: int = Field(alias="inputTokens", default=0)
+    output_tokens: int = Field(alias="outputTokens", default=0)
+    estimated_cost_usd: float = Field(alias="estimatedCostUsd", default=0.0)
+    stop_reason: str | None = Field(alias="stopReason", default=None)  # e.g. BUDGET_EXCEEDED
+    # Retries in place (lib/retry.py): one entry per run, {run, startedAt, completedAt, statuses, rows}.
+    runs: list[dict[str, Any]] = Field(default_factory=list)
+    summary_cache: dict[str, Any] | None = Field(alias="summaryCache", default=None)
+    deleting_at: datetime | None = Field(alias="deletingAt", default=None)  # a deletion under way (lib/deletion.py)
+
+    @property
+    def budget_reached(self) -> bool:
+        return self.budget_usd is not None and self.estimated_cost_usd >= self.budget_usd
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Batch:
@@ -143,6 +162,7 @@ class BatchItem(BaseModel):
     batch_id: str = Field(alias="batchId")
     row_index: int = Field(alias="rowIndex")
     chat_key: str = Field(alias="chatKey")
+    trial: int = 1  # 1..trials: each trial of a question is its own row, in its own chat
     chat_label: str | None = Field(alias="chatLabel", default=None)
     # The conversation's chat, issued by the server at upload (unguessable), and this row's
     # place in it (0: the first turn).
@@ -152,10 +172,20 @@ class BatchItem(BaseModel):
     referring_url: str | None = Field(alias="referringUrl", default=None)
     status: ItemStatus
     attempts: int = 0
+    attempts_before: int = Field(alias="attemptsBefore", default=0)  # attempts of earlier runs (a retry)
     interaction_id: str = Field(alias="interactionId")
     lease_until: datetime | None = Field(alias="leaseUntil", default=None)
     not_before: datetime | None = Field(alias="notBefore", default=None)
     claim_id: str | None = Field(alias="claimId", default=None)
+    # A request sent upstream by a pipeline that is not idempotent may run until then (lib/pipelines/attempts.py).
+    request_open_until: datetime | None = Field(alias="requestOpenUntil", default=None)
+    # What the analyzers compare the row with (lib/evaluation.py), read at claim time, not with the plan.
+    references: dict[str, Any] | None = None
+
+    @property
+    def open_until(self) -> datetime | None:
+        """Until when a request this row sent may still be running: its recorded deadline, else its claim's lease."""
+        return self.request_open_until or self.lease_until
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> BatchItem:

@@ -145,6 +145,31 @@ def delete_batch_handler(call: Call) -> Response:
     return json_response(answer, status=200 if done else 202)
 
 
+def batch_summary_handler(call: Call) -> Response:
+    """Counts, pass rates, latency, tokens, cost, stability and baseline drift of a batch (lib/summary.py)."""
+    return json_response(get_services().batches.evaluation_summary(call.user, call.query("batchId")))
+
+
+def batch_compare_handler(call: Call) -> Response:
+    """A batch's rows beside a baseline's, as JSON, CSV or XLSX."""
+    fmt = (call.query("format") or "json").lower()
+    if fmt not in ("json", "csv", "xlsx"):
+        raise BadRequest("format must be json, csv or xlsx.", code="INVALID_FORMAT", details={"field": "format"})
+    batch, columns, rows = get_services().batches.compare(call.user, call.query("batchId"),
+                                                          call.query("baselineBatchId"))
+    if fmt == "json":
+        return json_response({"batchId": batch.id, "baselineBatchId": call.query("baselineBatchId")
+                              or batch.baseline_batch_id, "columns": columns, "items": rows})
+    headers = {"Content-Disposition": content_disposition(f"{batch.name} compared", fmt), "Cache-Control": "no-store"}
+    return Response(export_chunks(fmt, batch, columns, rows), mimetype="text/csv" if fmt == "csv" else XLSX_MIMETYPE,
+                    headers=headers)
+
+
+def retry_batch_handler(call: Call) -> Response:
+    """Run a final batch's failed (or cancelled) rows again, in place."""
+    return json_response(get_services().batches.retry(call.user, call.json_body()))
+
+
 def upload_url_handler(call: Call) -> Response:
     """A presigned form post straight to object storage, for a file past the request cap."""
     return json_response(get_services().batches.upload_url(call.user, call.json_body()))
@@ -163,6 +188,10 @@ batch_results = Endpoint(batch_results_handler, methods=["GET"], authenticate=_b
 cancel_batch = Endpoint(cancel_batch_handler, methods=["POST"], authenticate=_batch_user, max_body_bytes=_max_body)
 upload_url = Endpoint(upload_url_handler, methods=["POST"], authenticate=_batch_user, max_body_bytes=lambda: 16 * 1024)
 batch_source = Endpoint(batch_source_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
+batch_summary = Endpoint(batch_summary_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
+batch_compare = Endpoint(batch_compare_handler, methods=["GET"], authenticate=_batch_user, max_body_bytes=_max_body)
+retry_batch = Endpoint(retry_batch_handler, methods=["POST"], authenticate=_batch_user,
+                       max_body_bytes=lambda: 16 * 1024)
 delete_batch = Endpoint(delete_batch_handler, methods=["POST"], authenticate=_batch_user,
                         max_body_bytes=lambda: 16 * 1024)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from lib.batch_files import BatchFiles
 from lib.batches import BatchService, _item_docs
@@ -17,9 +18,13 @@ from lib.chat.service import ChatProcessingService, Providers
 from lib.direct_upload import DirectUploads
 from lib.execution import EngineConfig, StepEngine
 from lib.ingestion import IngestionStep
-from lib.providers.registry import build_ai_provider, build_search_provider, citation_session
+from lib.pipelines import AI_ANSWERS
+from lib.pipelines.ai_answers import AIAnswersPipeline
+from lib.pipelines.ai_answers_http import AIAnswersTransport
+from lib.pipelines.attempts import AttemptLog
+from lib.providers.registry import build_ai_provider, build_search_provider, citation_session, shared_gate
 from lib.queue import QStashStepQueue, StepQueue
-from lib.settings import Settings
+from lib.settings import MAX_CONCURRENCY, Settings
 from lib.storage import Storage
 from lib.store.batches import BatchStore
 from lib.store.chats import ChatStore
@@ -81,7 +86,9 @@ def build_services(settings: Settings, *, queue: StepQueue | None = None,
     ingestion = IngestionStep(batch_store, files, queue, config, now, item_docs=_item_docs,
                               window_rows=settings.ingest_window_rows,
                               chunk_rows=settings.ingest_chunk_rows) if files else None
-    engine = StepEngine(batch_store, chat, queue, config, now, ingestion=ingestion)
+    engine = StepEngine(batch_store, chat, queue, config, now, ingestion=ingestion,
+                        pipelines=build_pipelines(settings, store, chats, now),
+                        prices=settings.price_table(), answer_model=settings.answer_model)
     return Services(
         settings=settings, store=store, users=users, chats=chats, batch_store=batch_store, queue=queue, chat=chat,
         batches=BatchService(batch_store, LimitStore(store), queue, settings, now, files=files, uploads=uploads),
@@ -97,6 +104,21 @@ def build_batch_files(settings: Settings, store: Store, batch_store: BatchStore,
     storage = Storage(settings.s3_bucket, region=settings.s3_region, endpoint_url=settings.s3_endpoint_url,
                       credentials=settings.storage_credentials())
     return BatchFiles(storage, ObjectRecords(store), batch_store, retention_days=settings.retention_days, now=now)
+
+
+def build_pipelines(settings: Settings, store: Store, chats: ChatStore,
+                    now: Callable[[], datetime]) -> dict[str, AIAnswersPipeline]:
+    """The pipelines other than the local one that batches may name (lib/pipelines): a deployed AI Answers."""
+    if not settings.ai_answers_url:
+        return {}
+    transport = AIAnswersTransport(settings.ai_answers_url, token=settings.ai_answers_token,
+                                   connect_timeout=settings.provider_connect_timeout,
+                                   read_timeout=settings.provider_read_timeout,
+                                   pool_size=max(settings.batch_concurrency, MAX_CONCURRENCY))
+    pipeline = AIAnswersPipeline(transport, AttemptLog(store), chats, now=now,
+                                 gate=shared_gate(AI_ANSWERS, settings), wait_seconds=settings.provider_wait_seconds,
+                                 deployment=urlparse(settings.ai_answers_url).netloc)
+    return {AI_ANSWERS: pipeline}
 
 
 _services: Services | None = None

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from lib.errors import ConfigError
+from lib.pricing import PriceTable, parse_prices
 from lib.providers.gate import Limits, parse_limits
 
 T = TypeVar("T")
@@ -127,6 +128,10 @@ class Settings:
     google_search_url: str = "https://www.googleapis.com/customsearch/v1"
     canadaca_search_url: str | None = None
     canadaca_search_key: str | None = None
+    # A deployed AI Answers that batches may be sent to (`pipeline=ai-answers`, ai-answers.md §6),
+    # and its service token when it requires sign-in (sent as a bearer token, never logged).
+    ai_answers_url: str | None = None
+    ai_answers_token: str | None = field(default=None, repr=False)
     provider_connect_timeout: float = 5.0
     provider_read_timeout: float = 60.0
     provider_max_retries: int = 2
@@ -168,6 +173,8 @@ class Settings:
     export_link_rows: int = 2_000  # past this many rows the page and the CLI fetch results by link
     ingest_window_rows: int = 20_000  # rows of a direct upload one ingestion step reads in (held in memory)
     ingest_chunk_rows: int = 1_000  # rows written at a time (the mark moves after each chunk)
+    # Evaluation runs: USD per million tokens by model, over lib.pricing's defaults (MODEL_PRICES, JSON).
+    model_prices: tuple[tuple[str, float, float], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -212,6 +219,8 @@ class Settings:
             google_search_url=r.url("GOOGLE_SEARCH_URL", "https://www.googleapis.com/customsearch/v1"),  # type: ignore[arg-type]
             canadaca_search_url=r.url("CANADACA_SEARCH_URL"),
             canadaca_search_key=r.str("CANADACA_SEARCH_KEY"),
+            ai_answers_url=r.url("AI_ANSWERS_URL"),
+            ai_answers_token=r.str("AI_ANSWERS_TOKEN"),
             provider_connect_timeout=r.float("PROVIDER_CONNECT_TIMEOUT", 5.0, low=0.1, high=60),
             provider_read_timeout=r.float("PROVIDER_READ_TIMEOUT", 60.0, low=0.1, high=600),
             provider_max_retries=r.int("PROVIDER_MAX_RETRIES", 2, low=0, high=10),
@@ -236,6 +245,7 @@ class Settings:
             lease_seconds=r.int("STEP_LEASE_SECONDS", 0, low=0, high=3600),
             sweep_stale_after=r.int("SWEEP_STALE_SECONDS", 0, low=0, high=86_400),
             log_level=r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            model_prices=_model_prices(r),
             **_storage(r),
         )
         settings._check_consistency()
@@ -260,6 +270,15 @@ class Settings:
             if needed not in self.configured_ai_providers() + self.configured_search_providers():
                 raise ConfigError(f"{name} names {needed!r}, which is not configured")
 
+    def price_table(self) -> PriceTable:
+        """What model calls cost (lib/pricing.py): the default table with MODEL_PRICES over it."""
+        return PriceTable.with_overrides({model: (inp, out) for model, inp, out in self.model_prices})
+
+    def answer_model(self, ai_provider: str) -> str:
+        """The model a provider answers with by default (prices a row whose stages are not itemised)."""
+        return {"openai": self.openai_model, "anthropic": self.anthropic_model,
+                "azure": self.azure_openai_deployment or "azure"}.get(ai_provider, ai_provider)
+
     def configured_ai_providers(self) -> tuple[str, ...]:
         """AI providers that have what they need to run."""
         names = ["offline"]
@@ -279,6 +298,10 @@ class Settings:
         if self.canadaca_search_url:
             names.append("canadaca")
         return tuple(names)
+
+    def configured_pipelines(self) -> tuple[str, ...]:
+        """Pipelines a batch may be sent through: the local one, and a deployed AI Answers when AI_ANSWERS_URL is set."""
+        return ("local", "ai-answers") if self.ai_answers_url else ("local",)
 
     @property
     def storage_configured(self) -> bool:
@@ -321,6 +344,14 @@ def _mongodb_uri(r: _Reader) -> str:
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REGION_NAME = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]")
+
+
+def _model_prices(r: _Reader) -> tuple[tuple[str, float, float], ...]:
+    try:
+        prices = parse_prices(r.raw("MODEL_PRICES"))
+    except ValueError as exc:
+        raise ConfigError(f"MODEL_PRICES is not a valid price table: {exc}") from None
+    return tuple((model, inp, out) for model, (inp, out) in sorted(prices.items()))
 
 
 def _storage(r: _Reader) -> dict[str, Any]:

@@ -8,7 +8,7 @@ outcome.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +33,19 @@ _FINAL = [BatchStatus.PROCESSED.value, BatchStatus.COMPLETED_WITH_ERRORS.value, 
 _PLAN_FIELDS = {
     "batchId": 1, "rowIndex": 1, "chatKey": 1, "chatLabel": 1, "chatId": 1, "turn": 1, "question": 1,
     "referringUrl": 1, "status": 1, "attempts": 1, "interactionId": 1, "leaseUntil": 1, "notBefore": 1,
-    "claimId": 1,
+    "claimId": 1, "requestOpenUntil": 1, "trial": 1,
+    "attemptsBefore": 1,
 }
+# What a baseline gives the batch compared with it (lib/evaluation.py), and what the summary reads.
+_BASELINE_FIELDS = {"rowNumber": 1, "trial": 1, "question": 1, "status": 1, "answer": 1, "citationUrl": 1,
+                    "result.answer": 1, "result.citationUrl": 1}
+_SUMMARY_FIELDS = {"rowNumber": 1, "rowIndex": 1, "trial": 1, "status": 1, "blockedBy": 1, "result.answerType": 1,
+                   "responseTimeMs": 1, "analysis": 1, "references.expectedOutcome": 1, "cost": 1, "error.code": 1,
+                   "tokens.byStage": 1}
+_COMPARE_FIELDS = {"rowNumber": 1, "rowIndex": 1, "trial": 1, "question": 1, "status": 1, "answer": 1,
+                   "citationUrl": 1, "result.answer": 1, "result.citationUrl": 1, "analysis.similarity.label": 1,
+                   "analysis.similarity.score": 1, "analysis.similarity.winner": 1}
+_PROJECTIONS = {"baseline": _BASELINE_FIELDS, "summary": _SUMMARY_FIELDS, "compare": _COMPARE_FIELDS}
 
 
 class BatchStore:
@@ -99,6 +110,26 @@ class BatchStore:
         with translate_errors():
             cursor = self.items.find({"batchId": batch_id}).sort("rowIndex", ASCENDING).batch_size(500)
             yield from cursor
+
+    def rows_projected(self, batch_id: ObjectId, fields: str) -> Iterator[dict[str, Any]]:
+        """Every item of the batch with a small projection, in one pass (`fields`: baseline, summary, compare)."""
+        projection = _PROJECTIONS[fields]
+        with translate_errors():
+            yield from self.items.find({"batchId": batch_id}, projection).batch_size(5000)
+
+    def references_of(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The references of rows just claimed, in one read (they are not carried by the plan)."""
+        if not item_ids:
+            return {}
+        with translate_errors():
+            docs = self.items.find({"_id": {"$in": [ObjectId(i) for i in item_ids]}}, {"references": 1})
+            return {str(d["_id"]): dict(d.get("references") or {}) for d in docs}
+
+    def cache_summary(self, batch_id: ObjectId, summary: dict[str, Any], completed_at: datetime | None) -> None:
+        """Keep a final batch's summary (written only while the batch is still the run it describes)."""
+        with translate_errors():
+            self.batches.update_one({"_id": batch_id, "status": {"$in": _FINAL}, "completedAt": completed_at},
+                                    {"$set": {"summaryCache": summary}})
 
     def original_of(self, item_id: str) -> dict[str, Any]:
         """The row's original cells (read only when a refused question must be erased from them)."""
@@ -173,21 +204,23 @@ class BatchStore:
 
     def flush_progress(
         self, batch_id: ObjectId, *, processed: int = 0, failed: int = 0, blocked: int = 0, cancelled: int = 0,
-        now: datetime,
+        now: datetime, input_tokens: int = 0, output_tokens: int = 0, cost_usd: float = 0.0,
     ) -> BatchStatus | None:
         """Add rows that just ended to the counters; return the batch's status.
 
         Each row is counted once, by the step whose compare-and-set ended it. A batch that
         is already final was recounted from its items, so nothing is added to it. The
         `interactions` list is written once, at finalisation (rewriting a growing array on
-        every flush costs more than the whole row).
+        every flush costs more than the whole row). Tokens and cost grow in the same write.
         """
+        spent = {"inputTokens": input_tokens, "outputTokens": output_tokens, "estimatedCostUsd": cost_usd} \
+            if input_tokens or output_tokens or cost_usd else {}
         with translate_errors():
             doc = self.batches.find_one_and_update(
                 {"_id": batch_id, "status": {"$nin": _FINAL}},
                 {
                     "$inc": {"processedItems": processed, "failedItems": failed, "blockedItems": blocked,
-                             "cancelledItems": cancelled},
+                             "cancelledItems": cancelled, **spent},
                     "$set": {"updatedAt": now, "heartbeatAt": now},
                 },
                 projection={"status": 1},
@@ -234,16 +267,40 @@ class BatchStore:
             )
         return result.modified_count == 1
 
-    def cancel_pending_chunk(self, batch_id: ObjectId, now: datetime, limit: int) -> int:
-        """Cancel up to `limit` pending rows (each by compare-and-set on its `_id`); how many were."""
+    def cancel_pending_chunk(self, batch_id: ObjectId, now: datetime, limit: int,
+                             error: ItemError | None = None) -> int:
+        """Cancel up to `limit` pending rows (each by compare-and-set on its `_id`); how many were.
+
+        `error`: why, when it is not the user's cancel (the budget was reached).
+        """
+        extra = {"error": error.model_dump()} if error is not None else {}
         with translate_errors():
             ids = [d["_id"] for d in self.items.find(
                 {"batchId": batch_id, "status": ItemStatus.PENDING.value}, {"_id": 1}).limit(limit)]
             if not ids:
                 return 0
             ops = [UpdateOne({"_id": oid, "status": ItemStatus.PENDING.value},
-                             {"$set": {"status": ItemStatus.CANCELLED.value, "finishedAt": now}}) for oid in ids]
+                             {"$set": {"status": ItemStatus.CANCELLED.value, "finishedAt": now, **extra}})
+                   for oid in ids]
             return self.items.bulk_write(ops, ordered=False).modified_count
+
+    def claim_gate(self, batch_id: ObjectId) -> tuple[BatchStatus | None, float, float | None]:
+        """The batch's status, estimated cost and budget: one read, before each claim."""
+        with translate_errors():
+            doc = self.batches.find_one({"_id": batch_id}, {"status": 1, "budgetUsd": 1, "estimatedCostUsd": 1})
+        if doc is None:
+            return None, 0.0, None
+        return BatchStatus(doc["status"]), float(doc.get("estimatedCostUsd") or 0), doc.get("budgetUsd")
+
+    def stop_for_budget(self, batch_id: ObjectId, now: datetime) -> bool:
+        """The budget is reached: an active batch becomes `cancelling`, its reason BUDGET_EXCEEDED (once)."""
+        with translate_errors():
+            result = self.batches.update_one(
+                {"_id": batch_id, "status": {"$in": _ACTIVE}},
+                {"$set": {"status": BatchStatus.CANCELLING.value, "cancelledAt": now, "updatedAt": now,
+                          "stopReason": "BUDGET_EXCEEDED"}},
+            )
+        return result.modified_count == 1
 
     def status_of(self, batch_id: ObjectId) -> BatchStatus | None:
         with translate_errors():
@@ -297,19 +354,24 @@ class BatchStore:
                     changed.add(item_id)
             return changed
 
-    def reset_orphans(self, items: Sequence[BatchItem], claim_id: str) -> int:
+    def reset_orphans(self, items: Sequence[BatchItem], claim_id: str, *, wait_until_closed: datetime | None = None
+                      ) -> int:
         """Rows left `processing` by an earlier step go back to `pending` (each by compare-and-set on its claim).
 
         Only the lease holder runs a batch's rows, and a step records its rows only while it
         holds the lease: once the lease has passed to `claim_id`, a row claimed by any other
         step can never be recorded by it, so it may run again at once rather than wait out
-        its lease.
+        its lease. With a pipeline that is not idempotent (`wait_until_closed` = now), a row
+        whose request may still be running upstream stays as it is until that request's
+        deadline (`BatchItem.open_until`): sending it again would ask the question twice.
         """
         ops = [
             UpdateOne({"_id": ObjectId(i.id), "status": ItemStatus.PROCESSING.value, "claimId": i.claim_id},
-                      {"$set": {"status": ItemStatus.PENDING.value, "claimId": None, "leaseUntil": None}})
+                      {"$set": {"status": ItemStatus.PENDING.value, "claimId": None, "leaseUntil": None,
+                                "requestOpenUntil": None}})
             for i in items
-            if i.claim_id != claim_id
+            if i.claim_id != claim_id and not (
+                wait_until_closed is not None and i.open_until is not None and i.open_until > wait_until_closed)
         ]
         if not ops:
             return 0
@@ -334,6 +396,57 @@ class BatchStore:
                 },
             )
         return result.modified_count == 1
+
+    # --- retries in place (lib/retry.py) -----------------------------------------------
+
+    def reopen_for_retry(self, batch_id: ObjectId, *, was: BatchStatus, completed_at: datetime | None,
+                         counts: Mapping[str, int], runs: list[dict[str, Any]], budget_usd: float | None,
+                         now: datetime) -> bool:
+        """A final batch goes back to `queued`, its counters less the rows about to run again (one write).
+
+        Compare-and-set on the status and `completedAt` it was read with: of two retries at
+        once only one reopens the batch. Should the rows not follow (a crash right after),
+        the next step finds none pending and finalises the batch from its items again.
+        """
+        update: dict[str, Any] = {
+            "$set": {"status": BatchStatus.QUEUED.value, "completedAt": None, "cancelledAt": None, "stopReason": None,
+                     "updatedAt": now, "leaseOwner": None, "leaseUntil": None, "runs": runs,
+                     **({"budgetUsd": budget_usd} if budget_usd is not None else {})},
+            "$inc": {"failedItems": -int(counts.get(ItemStatus.FAILED.value, 0)),
+                     "cancelledItems": -int(counts.get(ItemStatus.CANCELLED.value, 0))},
+            "$unset": {"summaryCache": ""},
+        }
+        with translate_errors():
+            # Not a batch being deleted (`deletingAt`, lib/deletion.py): its rows are going.
+            result = self.batches.update_one({"_id": batch_id, "status": was.value, "completedAt": completed_at,
+                                              "deletingAt": None}, update)
+        return result.modified_count == 1
+
+    def requeue_rows(self, batch_id: ObjectId, statuses: Sequence[str], run: int, now: datetime) -> int:
+        """Rows with these statuses go back to `pending`, their last outcome kept in `history`; how many did.
+
+        One read of those rows and one bulk write, each row by compare-and-set on its status.
+        Attempts are kept (they count every try); `attemptsBefore` lets this run have its own.
+        """
+        with translate_errors():
+            docs = list(self.items.find({"batchId": batch_id, "status": {"$in": list(statuses)}},
+                                        {"status": 1, "error": 1, "finishedAt": 1, "attempts": 1}))
+            ops = [
+                UpdateOne(
+                    {"_id": d["_id"], "status": d["status"]},
+                    {"$set": {"status": ItemStatus.PENDING.value, "error": None, "finishedAt": None, "notBefore": None,
+                              "claimId": None, "leaseUntil": None, "attemptsBefore": int(d.get("attempts") or 0)},
+                     "$push": {"history": {"run": run - 1, "status": d["status"], "error": d.get("error"),
+                                           "finishedAt": d.get("finishedAt"), "requeuedAt": now}}},
+                )
+                for d in docs
+            ]
+            if not ops:
+                return 0
+            moved = 0
+            for start in range(0, len(ops), _INSERT_CHUNK):
+                moved += self.items.bulk_write(ops[start : start + _INSERT_CHUNK], ordered=False).modified_count
+            return moved
 
     # --- ingestion by steps (lib/ingestion.py) -----------------------------------------
 

@@ -80,6 +80,7 @@ class Store:
         self.batches.create_index([("uploaderUserId", ASCENDING), ("createdAt", DESCENDING)])
         self.batches.create_index([("status", ASCENDING)])
         self.batches.create_index([("uploaderUserId", ASCENDING), ("status", ASCENDING)])
+        self.batches.create_index([("deletingAt", ASCENDING)], sparse=True)  # deletions left half-way (sweep)
         self.batch_items.create_index([("batchId", ASCENDING), ("rowIndex", ASCENDING)], unique=True)
         self.batch_items.create_index([("batchId", ASCENDING), ("status", ASCENDING)])
         self.rate_events.create_index([("expiresAt", ASCENDING)], expireAfterSeconds=0)

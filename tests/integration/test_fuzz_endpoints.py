@@ -105,7 +105,7 @@ def world(installed, users) -> World:
     )
     clients = {name: Client(getattr(routes, name)) for name in
                ("chat_message", "cancel_batch", "batch_status", "batch_results", "batch_list", "batch_options",
-                "process_step", "delete_batch")}
+                "process_step", "delete_batch", "batch_summary", "batch_compare", "retry_batch")}
     return World(installed, users, own, other["batchId"], chat.chat_id, clients)
 
 
@@ -268,11 +268,16 @@ def assert_only_the_partners_batches(response: TestResponse, world: World, path:
 
 
 @fuzz_settings(80)
-@given(path=st.sampled_from(["/api/batch/status", "/api/batch/results", "/api/batch/list"]), query=query_strings(),
+@given(path=st.sampled_from(["/api/batch/status", "/api/batch/results", "/api/batch/list", "/api/batch/summary",
+                             "/api/batch/compare"]), query=query_strings(),
        method=st.sampled_from(["GET"] * 12 + ["POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH"]))
 @example(path="/api/batch/status", query="batchId[$ne]=x", method="GET")
 @example(path="/api/batch/results", query="batchId=<other>&format=csv", method="GET")
 @example(path="/api/batch/results", query="batchId=<own>&format=xlsx", method="GET")
+@example(path="/api/batch/summary", query="batchId=<other>", method="GET")
+@example(path="/api/batch/compare", query="batchId=<own>&baselineBatchId=<other>&format=csv", method="GET")
+@example(path="/api/batch/compare", query="batchId=<own>&baselineBatchId=<own>&format=xlsx", method="GET")
+@example(path="/api/batch/compare", query="batchId=<own>&baselineBatchId[$ne]=x", method="GET")
 def test_reading_batches_answers_200_or_a_coded_4xx_to_any_query(world, path, query, method):
     client = world.clients["batch_" + path.rsplit("/", 1)[1]]
 
@@ -316,6 +321,28 @@ def test_cancel_answers_200_or_a_coded_4xx_and_never_touches_anothers_batch(worl
     assert world.other_batch_doc()["status"] == "queued"
 
 
+retry_objects = mutated({"batchId": "<own>", "statuses": ["failed"]},
+                        {"batchId": ids, "statuses": json_values, "budgetUsd": json_values, "extra": json_values})
+
+
+@fuzz_settings(40)
+@given(body=json_bodies(retry_objects), content_type=content_types)
+@example(body=b'{"batchId": "<other>", "statuses": ["failed"]}', content_type="application/json")
+@example(body=b'{"batchId": "<own>", "statuses": ["cancelled", "failed"], "budgetUsd": 1e999}',
+         content_type="application/json")
+@example(body=b'{"batchId": "<own>", "statuses": {"$in": ["failed"]}}', content_type="application/json")
+def test_retry_answers_a_coded_4xx_and_never_touches_a_running_or_anothers_batch(world, body, content_type):
+    body = world.resolve(body.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+    response = post(world.clients["retry_batch"], "/api/batch/retry", body, content_type,
+                    bearer(world.users["partner"].id), "")
+
+    assert_answered_with_a_code(response, 200)
+    assert_nothing_of_the_other_partner(response)
+    assert response.status_code != 200  # both batches are still queued: nothing may run again
+    assert world.other_batch_doc()["status"] == "queued"
+
+
 @fuzz_settings(40)
 @given(body=json_bodies(cancel_objects), content_type=content_types)
 @example(body=b'{"batchId": {"$ne": null}}', content_type="application/json")
@@ -356,7 +383,7 @@ subjects = st.sampled_from([{"$ne": None}, ["x"], 5, None, True, "", "[$ne]", "0
 
 @fuzz_settings(40)
 @given(route=st.sampled_from(["chat_message", "cancel_batch", "batch_status", "batch_results", "batch_list",
-                              "batch_options", "delete_batch"]),
+                              "batch_options", "delete_batch", "batch_summary", "batch_compare", "retry_batch"]),
        forged=st.integers(0, 10), subject=subjects, use_subject=st.booleans())
 def test_a_bad_token_gets_401_and_no_data_on_every_route(world, route, forged, subject, use_subject):
     if use_subject:
@@ -380,7 +407,7 @@ def test_a_bad_token_gets_401_and_no_data_on_every_route(world, route, forged, s
 
 def test_a_role_without_batch_access_gets_403_and_no_data(world):
     for route in ("cancel_batch", "batch_status", "batch_results", "batch_list", "batch_options", "chat_message",
-                  "delete_batch"):
+                  "delete_batch", "batch_summary", "batch_compare", "retry_batch"):
         method = "GET" if route.startswith("batch_") else "POST"
         response = world.clients[route].open("/", method=method, headers=bearer(world.users["user"].id),
                                               query_string=f"batchId={world.own_batch}", json={"message": "hi"})

@@ -155,6 +155,9 @@ class RecordedRequest:
     json: Any
     api: str | None  # openai | azure | anthropic | google | canadaca | None (no route)
     deployment: str | None = None
+    # The `usage` (and `model`) of the reply the stub sent, for tests that price calls on their own.
+    reply_usage: dict[str, Any] | None = None
+    reply_model: str | None = None
 
     @property
     def question(self) -> str:
@@ -312,7 +315,10 @@ class ProviderStub:
             refusal = refused_reply(request, fault.on)
             status, payload = refusal.status, json.dumps(refusal.body).encode()
         else:
-            status, payload = 200, json.dumps(default_reply(request, fault.text)).encode()
+            reply = default_reply(request, fault.text)
+            if isinstance(reply.get("usage"), dict):
+                request.reply_usage, request.reply_model = reply["usage"], reply.get("model")
+            status, payload = 200, json.dumps(reply).encode()
         try:
             handler.send_response(status)
             for name, value in headers.items():

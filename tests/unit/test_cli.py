@@ -322,6 +322,12 @@ CREATED = {"batchId": "b1", "status": "queued", "totalItems": 10, "warnings": [
     {"code": "BLANK_QUESTION", "rowNumber": 5, "message": "Row 5: the question is blank; the row was skipped."},
     "Row 6: a warning of the older, plain kind."]}
 PARTIAL_CSV = b"rowNumber,status\r\n2,succeeded\r\n3,succeeded\r\n"
+SUMMARY = {"batchId": "b1", "byStatus": {"succeeded": 9, "failed": 1}, "blockedByStage": {},
+           "analyzers": {"refusal": {"passed": 8, "failed": 1, "passRate": 0.8889}},
+           "latencyMs": {"p50": 1200, "p95": 3400, "rows": 9}, "tokens": {"input": 5000, "output": 700},
+           "cost": {"estimatedUsd": 0.0031, "budgetUsd": 1.0, "unpricedModels": ["mystery"], "stopReason": None},
+           "stability": {"trials": 2, "allPass": 3, "mixed": 1, "allFail": 1},
+           "baseline": {"batchId": "b0", "same": 7, "drift": 2, "better": 1, "worse": 1}}
 
 
 class FakeApi:
@@ -332,6 +338,7 @@ class FakeApi:
         self.statuses = statuses
         self.headers: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
+        self.created_with: dict[str, str] = {}
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         path = url.removeprefix("http://api")
@@ -341,7 +348,10 @@ class FakeApi:
             if isinstance(step, BaseException):
                 raise step
             return self._answer(json.dumps(step).encode())
-        body = {"/api/batch/create": CREATED, "/api/batch/cancel": {"batchId": "b1", "status": "cancelling"}}
+        body = {"/api/batch/create": CREATED, "/api/batch/cancel": {"batchId": "b1", "status": "cancelling"},
+                "/api/batch/summary": SUMMARY}
+        if path == "/api/batch/create":
+            self.created_with = kwargs.get("data") or {}
         return self._answer(PARTIAL_CSV if path == "/api/batch/results" else json.dumps(body[path]).encode())
 
     @staticmethod
@@ -351,11 +361,12 @@ class FakeApi:
         return response
 
 
-def run(tmp_path: Path, statuses: list[Any], name: str = "questions.csv") -> tuple[int, FakeApi, str]:
+def run(tmp_path: Path, statuses: list[Any], name: str = "questions.csv",
+        extra: tuple[str, ...] = ()) -> tuple[int, FakeApi, str]:
     questions = tmp_path / name
     questions.write_text("Question\nq\n")
     api, err = FakeApi(statuses), io.StringIO()
-    args = build_parser().parse_args(["run", str(questions), "-o", str(tmp_path / "out.csv")])
+    args = build_parser().parse_args(["run", str(questions), "-o", str(tmp_path / "out.csv"), *extra])
     code = run_command(args, Client(Target("http://api", "T"), session=api), err)  # type: ignore[arg-type]
     return code, api, err.getvalue()
 
@@ -398,3 +409,23 @@ def test_within_a_run_sigterm_raises_terminated_and_the_old_handler_comes_back()
         signal.sigtimedwait([], 1)  # let the handler run (it runs between bytecodes)
 
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_run_sends_the_evaluation_options_and_prints_the_summary_at_the_end(tmp_path: Path) -> None:
+    code, api, err = run(tmp_path, [RUNNING, FINISHED], extra=("--trials", "2", "--analyzers", "refusal,citation",
+                                                               "--baseline", "b0", "--budget", "1.5"))
+
+    assert code == 1
+    assert {k: api.created_with[k] for k in ("trials", "analyzers", "baselineBatchId", "budgetUsd")} == {
+        "trials": "2", "analyzers": "refusal,citation", "baselineBatchId": "b0", "budgetUsd": "1.5"}
+    assert api.calls[-1] == ("GET", "/api/batch/summary")
+    assert "Summary: 1 failed, 9 succeeded" in err and "p50 1200 ms, p95 3400 ms" in err
+    assert "refusal: 88.9% pass (8 of 9)" in err and "2 drift, 1 better, 1 worse" in err
+    assert "not priced (counted as $0): mystery" in err and "1 mixed" in err
+    assert not (tmp_path / "out-summary.json").exists()
+
+
+def test_with_summary_the_summary_is_written_as_json_next_to_the_results(tmp_path: Path) -> None:
+    run(tmp_path, [RUNNING, FINISHED], extra=("--summary",))
+
+    assert json.loads((tmp_path / "out-summary.json").read_text(encoding="utf-8")) == SUMMARY

@@ -3,6 +3,8 @@
 // `error.CODE` sentences cover every error code the API can return (see errors.js, which
 // picks the sentence and words its details).
 
+import { EVALUATION_STRINGS } from './i18n-evaluation.js';
+
 export const LANGUAGES = ['en', 'fr'];
 
 const en = {
@@ -170,11 +172,24 @@ const en = {
   'batch.delete': 'Delete',
   'batch.deleting': 'Deleting…',
   'batch.deleteFailed': 'The batch could not be deleted: {message}',
+  'batch.beingDeleted': 'This batch is being deleted: it leaves the list once all its rows are gone.',
+  'batch.finishDelete': 'Finish deleting',
   'list.deleted': 'Batch “{name}” was deleted.',
   'results.blockedFilter': 'Blocked by',
   'results.allStages': 'Any stage',
   'results.answerTypeFilter': 'Answer type',
   'results.allTypes': 'Any type',
+  'results.flagFilter': 'Analyzer flag',
+  'results.allFlags': 'Any row',
+  'flag.refusal.flagged': 'refusal not as expected',
+  'flag.citation.wellFormed=false': 'citation link malformed',
+  'flag.citation.allowedDomain=false': 'citation on a site not allowed',
+  'flag.citation.matchesExpected=false': 'citation not the expected one',
+  'flag.similarity.label=meaning-drift': 'meaning drifted from the reference',
+  'flag.expert.verdict=fail': 'expert scorer: fail',
+  'flag.expert.verdict=needs-review': 'expert scorer: needs review',
+  'flag.similarity.error': 'similarity judge failed',
+  'flag.expert.error': 'expert judge failed',
   'answerType.normal': 'answer',
   'answerType.clarifying-question': 'clarifying question',
   'answerType.pt-muni': 'provincial or municipal',
@@ -340,6 +355,16 @@ const en = {
   'error.BATCH_NOT_FOUND': 'This batch does not exist, or it is not yours.',
   'error.CHAT_NOT_FOUND': 'This conversation does not exist, or it is not yours.',
   'error.BATCH_FINISHED': 'The batch has already finished or been cancelled.',
+  'error.INVALID_TRIALS': 'Trials must be a whole number from 1 to 8.',
+  'error.INVALID_BUDGET': 'The budget must be a number of dollars above 0 (like 5 or 12.50), and above what the batch has already cost.',
+  'error.INVALID_BASELINE_ID': 'The baseline batch id is not valid.',
+  'error.MISSING_BASELINE_ID': 'Choose the baseline batch to compare with.',
+  'error.BASELINE_NOT_FOUND': 'The baseline batch does not exist, or it is not yours.',
+  'error.BASELINE_NOT_FINAL': 'The baseline batch is still running: compare with it once it has finished.',
+  'error.BASELINE_MISMATCH': 'The baseline batch does not hold the same questions on the same rows: upload the same file.',
+  'error.BASELINE_NEEDS_FILE': 'A baseline comparison needs the file itself, not a large-file upload.',
+  'error.NOTHING_TO_RETRY': 'The batch has no rows with these statuses to run again.',
+  'error.INVALID_STATUSES': 'Choose the rows to run again: failed and/or cancelled.',
   'error.BATCH_ACTIVE': 'The batch is still running: cancel it and wait until it has stopped before deleting it.',
   'error.INVALID_PAGE': 'The page of results asked for is not valid (offset from 0, limit from 1 to 500).',
   'error.INVALID_FILTER': 'A filter or search of the results is not valid.',
@@ -639,11 +664,24 @@ const fr = {
   'batch.delete': 'Supprimer',
   'batch.deleting': 'Suppression…',
   'batch.deleteFailed': 'Le lot n’a pas pu être supprimé : {message}',
+  'batch.beingDeleted': 'Ce lot est en cours de suppression : il quitte la liste une fois toutes ses lignes supprimées.',
+  'batch.finishDelete': 'Terminer la suppression',
   'list.deleted': 'Le lot « {name} » a été supprimé.',
   'results.blockedFilter': 'Bloqué par',
   'results.allStages': 'Toute étape',
   'results.answerTypeFilter': 'Type de réponse',
   'results.allTypes': 'Tout type',
+  'results.flagFilter': 'Signalement d’un analyseur',
+  'results.allFlags': 'Toute ligne',
+  'flag.refusal.flagged': 'refus autre qu’attendu',
+  'flag.citation.wellFormed=false': 'lien cité mal formé',
+  'flag.citation.allowedDomain=false': 'citation sur un site non permis',
+  'flag.citation.matchesExpected=false': 'citation autre que celle attendue',
+  'flag.similarity.label=meaning-drift': 'sens différent de la référence',
+  'flag.expert.verdict=fail': 'évaluation experte : échec',
+  'flag.expert.verdict=needs-review': 'évaluation experte : à revoir',
+  'flag.similarity.error': 'le juge de similarité a échoué',
+  'flag.expert.error': 'le juge expert a échoué',
   'answerType.normal': 'réponse',
   'answerType.clarifying-question': 'question de précision',
   'answerType.pt-muni': 'provincial ou municipal',
@@ -811,6 +849,16 @@ const fr = {
   'error.BATCH_NOT_FOUND': 'Ce lot n’existe pas, ou il ne vous appartient pas.',
   'error.CHAT_NOT_FOUND': 'Cette conversation n’existe pas, ou elle ne vous appartient pas.',
   'error.BATCH_FINISHED': 'Le lot est déjà terminé ou annulé.',
+  'error.INVALID_TRIALS': 'Le nombre d’essais doit être un nombre entier de 1 à 8.',
+  'error.INVALID_BUDGET': 'Le budget doit être un montant en dollars supérieur à 0 (comme 5 ou 12.50), et supérieur à ce que le lot a déjà coûté.',
+  'error.INVALID_BASELINE_ID': 'L’identifiant du lot de référence n’est pas valide.',
+  'error.MISSING_BASELINE_ID': 'Choisissez le lot de référence à comparer.',
+  'error.BASELINE_NOT_FOUND': 'Le lot de référence n’existe pas, ou il ne vous appartient pas.',
+  'error.BASELINE_NOT_FINAL': 'Le lot de référence est encore en cours : comparez-le une fois terminé.',
+  'error.BASELINE_MISMATCH': 'Le lot de référence ne contient pas les mêmes questions aux mêmes lignes : téléversez le même fichier.',
+  'error.BASELINE_NEEDS_FILE': 'Une comparaison avec un lot de référence demande le fichier lui-même, pas un téléversement de gros fichier.',
+  'error.NOTHING_TO_RETRY': 'Le lot n’a aucune ligne avec ces statuts à relancer.',
+  'error.INVALID_STATUSES': 'Choisissez les lignes à relancer : en échec et/ou annulées.',
   'error.BATCH_ACTIVE': 'Le lot est encore en cours : annulez-le et attendez qu’il soit arrêté avant de le supprimer.',
   'error.INVALID_PAGE': 'La page de résultats demandée n’est pas valide (décalage à partir de 0, limite de 1 à 500).',
   'error.INVALID_FILTER': 'Un filtre ou une recherche dans les résultats n’est pas valide.',
@@ -954,6 +1002,9 @@ const fr = {
   'time.lessThanSecond': 'moins de 1 s',
 };
 
+// The evaluation views' strings live in their own table (i18n-evaluation.js, keys `eval.*`).
+Object.assign(en, EVALUATION_STRINGS.en);
+Object.assign(fr, EVALUATION_STRINGS.fr);
 export const DICTIONARIES = { en, fr };
 
 /** The string for `key` in `lang`, with `{name}` placeholders filled from `params`. */
