@@ -4,11 +4,23 @@
 total, offset, limit, items}` with only that page, the rows built by `lib.results`.
 Without `offset`, `limit` or a filter the endpoint keeps answering every row (scripts).
 
+A page counts items, not file rows: a question run with `trials` T is T items, one after
+the other, in (rowIndex, trial) order (`rowIndex` numbers the items: row × T + trial − 1).
+
+`flag` filters on the batch's analyzer columns (lib/analyzers `columns_for`): a comma
+list of `column` (the cell is set: true, a text, a non-empty list, a non-zero number) or
+`column=value` (the cell reads `value`; true/false for a yes/no cell), e.g.
+`refusal.flagged`, `similarity.label=meaning-drift`, `expert.verdict=fail`; a row matches
+any of them. A column the batch does not have is a 400 `INVALID_FILTER`.
+
 How it reads, because SecantusDB scans on anything but exact keys on an index:
-- no filter, sorted by row number: the page's rows by a `rowIndex` range on the
-  `(batchId, rowIndex)` index, and the total by a count on `batchId`;
+- no filter, sorted by row number: the page's items by a `rowIndex` range on the
+  `(batchId, rowIndex)` index (exact: the indexes are 0..n−1), and the total by a count
+  on `batchId`; should indexes have a gap (rows removed by hand) the same index is walked
+  in order with skip and limit;
 - any filter, search or other sort: the batch's rows once with a small projection (status,
-  stage, answer type, time, and the question and answer text only when searching), kept
+  stage, answer type, time, the flagged analyzer cells, and the question and answer text
+  only when searching), kept
   in memory to filter, sort and count, then the page's rows by `_id`. That costs about
   0.2 s per 5,000 rows and ~1 KB of memory a row when searching: fine up to the
   100,000 rows a batch may hold, and the reason `q` matches only the question and answer.
@@ -23,6 +35,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from lib.analyzers import columns_for
 from lib.errors import BadRequest
 from lib.models import Batch, ItemStatus
 from lib.results import result_columns, result_row
@@ -34,9 +47,10 @@ MAX_OFFSET = 10_000_000
 MAX_QUERY_CHARS = 200
 SORTS = {"rowNumber": ("rowIndex", False), "-rowNumber": ("rowIndex", True),
          "responseTimeMs": ("responseTimeMs", False), "-responseTimeMs": ("responseTimeMs", True)}
-PAGE_PARAMS = ("offset", "limit", "status", "blockedBy", "answerType", "chat", "q", "sort")
+PAGE_PARAMS = ("offset", "limit", "status", "blockedBy", "answerType", "chat", "q", "sort", "flag")
 _WHOLE = re.compile(r"[0-9]{1,8}")
 _VALUE = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+_FLAG = re.compile(r"(?P<column>[a-z]{1,20}\.[A-Za-z]{1,40})(?:=(?P<value>[A-Za-z0-9._:-]{1,100}))?")
 
 
 @dataclass(frozen=True)
@@ -49,10 +63,11 @@ class PageQuery:
     chat: str | None = None  # one conversation (the chat id or the file's chatId label)
     q: str | None = None
     sort: str = "rowNumber"
+    flags: tuple[tuple[str, str | None], ...] = ()  # (analyzer column, value or None: the cell is set)
 
     @property
     def filtered(self) -> bool:
-        return bool(self.statuses or self.blocked_by or self.answer_types or self.chat or self.q) \
+        return bool(self.statuses or self.blocked_by or self.answer_types or self.chat or self.q or self.flags) \
             or self.sort not in ("rowNumber", "-rowNumber")
 
 
@@ -88,7 +103,21 @@ def parse_page_query(args: Mapping[str, str | None]) -> PageQuery:
         raise BadRequest("chat must be a chat id or label of at most 100 characters.", code="INVALID_FILTER",
                          details={"field": "chat"})
     return PageQuery(offset=offset, limit=limit, statuses=statuses, blocked_by=_values(get("blockedBy"), "blockedBy"),
-                     answer_types=_values(get("answerType"), "answerType"), chat=chat, q=q or None, sort=sort)
+                     answer_types=_values(get("answerType"), "answerType"), chat=chat, q=q or None, sort=sort,
+                     flags=_flags(get("flag")))
+
+
+def _flags(text: str | None) -> tuple[tuple[str, str | None], ...]:
+    """`refusal.flagged,similarity.label=meaning-drift` as (column, value) pairs (checked against the batch later)."""
+    if text is None:
+        return ()
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    matches = [_FLAG.fullmatch(part) for part in parts]
+    if not parts or len(parts) > 20 or any(m is None for m in matches):
+        raise BadRequest("flag must be a comma list of analyzer columns, each alone or as column=value "
+                         "(e.g. refusal.flagged, similarity.label=meaning-drift).", code="INVALID_FILTER",
+                         details={"field": "flag"})
+    return tuple((m["column"], m["value"]) for m in matches if m is not None)
 
 
 def _whole(text: str | None, name: str, low: int, high: int, default: int) -> int:
@@ -120,6 +149,11 @@ class ResultsPages:
     def page(self, batch: Batch, query: PageQuery) -> dict[str, Any]:
         """The page's answer: what the batch is, its columns, how many rows match, and this page's rows."""
         oid = ObjectId(batch.id)
+        offered = columns_for(tuple(batch.analyzers))
+        unknown = sorted({column for column, _ in query.flags if column not in offered})
+        if unknown:
+            raise BadRequest(f"This batch has no analyzer column {', '.join(unknown)}.", code="INVALID_FILTER",
+                             details={"field": "flag", "allowed": offered})
         if query.filtered:
             total, docs = self._filtered_page(oid, query)
         else:
@@ -137,6 +171,8 @@ class ResultsPages:
         if high <= low:
             return total, []
         docs = self.store.by_row_index(oid, low, high)
+        if len(docs) != min(high, total) - low:  # a gap in the indexes: walk the index in order instead
+            docs = self.store.in_order(oid, query.offset, query.limit, descending=query.sort == "-rowNumber")
         docs.sort(key=lambda d: (d.get("rowIndex", 0), d.get("trial") or 0), reverse=query.sort == "-rowNumber")
         return total, docs
 
@@ -145,6 +181,7 @@ class ResultsPages:
                   "chatLabel"]
         if query.q:
             fields += ["question", "answer", "result.answer"]
+        fields += sorted({f"analysis.{column}" for column, _ in query.flags})
         rows = [r for r in self.store.fields_of_all(oid, fields) if _matches(r, query)]
         field, descending = SORTS[query.sort]
         rows.sort(key=lambda r: (r.get("rowIndex", 0), r.get("trial") or 0))
@@ -168,6 +205,8 @@ def _matches(row: dict[str, Any], query: PageQuery) -> bool:
         return False
     if query.chat and query.chat not in (row.get("chatId"), row.get("chatLabel")):
         return False
+    if query.flags and not any(_flag_matches(_cell(row, column), value) for column, value in query.flags):
+        return False
     if query.q:
         needle = query.q.casefold()
         answer = (row.get("result") or {}).get("answer") or row.get("answer") or ""
@@ -175,3 +214,23 @@ def _matches(row: dict[str, Any], query: PageQuery) -> bool:
         if needle not in text.casefold():
             return False
     return True
+
+
+def _cell(row: dict[str, Any], column: str) -> Any:
+    """An analyzer cell of a stored row (`analysis.similarity.label` for `similarity.label`)."""
+    prefix, _, name = column.partition(".")
+    cells = (row.get("analysis") or {}).get(prefix)
+    return cells.get(name) if isinstance(cells, dict) else None
+
+
+def _flag_matches(cell: Any, value: str | None) -> bool:
+    if value is None:
+        return cell is not False and cell not in (None, "", 0) and cell != []
+    if isinstance(cell, bool):
+        return value.lower() == ("true" if cell else "false")
+    if isinstance(cell, int | float):
+        try:
+            return float(value) == float(cell)
+        except ValueError:
+            return False
+    return isinstance(cell, str) and cell == value

@@ -1,4 +1,4 @@
-"""The sweep (Vercel cron): re-kick batches whose step chain has gone quiet."""
+"""The sweep (Vercel cron): re-kick batches whose step chain has gone quiet, finish what was left half-way."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
+from lib.deletion import BatchDeletion
 from lib.errors import ServiceUnavailable
 from lib.ingestion import ABANDONED_SECONDS
 from lib.models import BatchStatus
+from lib.store.removal import BatchRemovalStore
 
 if TYPE_CHECKING:
     from lib.services import Services
@@ -25,7 +27,8 @@ def sweep(services: Services) -> dict[str, Any]:
     """Publish a step for every running batch (cancelling included) with no live lease and a stale heartbeat.
 
     Also removes batches whose creation never finished (a create killed midway) or whose
-    ingestion nobody moved for an hour, with their files, and deletes the files in object
+    ingestion nobody moved for an hour, with their files; goes on with deletions that died
+    half-way (lib/deletion.py, within a few seconds); and deletes the files in object
     storage past their retention day.
     """
     now = services.now()
@@ -54,6 +57,12 @@ def sweep(services: Services) -> dict[str, Any]:
             services.files.forget_batch(batch_id)  # first: the records say which objects are the batch's
         services.batch_store.delete_batch(batch_id)
     answer: dict[str, Any] = {"kicked": kicked, "removedAbandoned": [str(b) for b in removed]}
+    deletion = BatchDeletion(services.batches, BatchRemovalStore(services.store), services.files, services.now)
+    try:
+        answer.update(deletion.finish_stalled())
+    except ServiceUnavailable as exc:  # storage away: those batches stay stamped, the next run goes on
+        log.warning("sweep could not finish the deletions left half-way: %s", exc.code)
+        answer["deletionsFinished"] = None
     if services.files is not None:
         try:
             answer.update(services.files.expire())

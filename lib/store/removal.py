@@ -1,8 +1,9 @@
 """Removing a finished batch's documents: its rows, the interactions and chats they made, the batch.
 
-Every read and every delete is by an exact key on an index (`batchId`, `_id`, `chatId`)
-and in chunks the caller chooses: SecantusDB scans on anything else, and one
-`delete_many` over a batch of 100,000 rows would hold a function past its time budget.
+Every read and every delete is by an exact key on an index (`batchId`, `_id`, `chatId`;
+a range of the sparse `deletingAt`) and in chunks the caller chooses: SecantusDB scans
+on anything else, and one `delete_many` over a batch of 100,000 rows would hold a
+function past its time budget.
 Deleting what is already gone is a no-op, so a removal that died half-way is run again.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bson import ObjectId
+from pymongo import ASCENDING
 
 from lib.store.client import Store, translate_errors
 
@@ -75,6 +77,20 @@ class BatchRemovalStore:
             result = self.batches.update_one({"_id": batch_id, "status": {"$in": list(statuses)}},
                                              {"$set": {"deletingAt": now}})
         return result.matched_count == 1
+
+    def stalled_deletions(self, before: datetime, limit: int = 50) -> list[tuple[ObjectId, datetime]]:
+        """Batches whose deletion was last stamped before `before`, oldest first (the sparse `deletingAt` index)."""
+        with translate_errors():
+            docs = self.batches.find({"deletingAt": {"$lt": before}}, {"deletingAt": 1}).sort(
+                "deletingAt", ASCENDING).limit(limit)
+            return [(d["_id"], d["deletingAt"]) for d in docs]
+
+    def take_over_deletion(self, batch_id: ObjectId, stamp: datetime, statuses: Sequence[str], now: datetime) -> bool:
+        """Stamp `deletingAt` anew if it is still `stamp` (nobody took the deletion up meanwhile) and the batch final."""
+        with translate_errors():
+            result = self.batches.update_one({"_id": batch_id, "deletingAt": stamp, "status": {"$in": list(statuses)}},
+                                             {"$set": {"deletingAt": now}})
+        return result.modified_count == 1
 
     def delete_batch(self, batch_id: ObjectId) -> bool:
         """Delete the batch document itself (last: until then a removal can be run again)."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 
 from lib.store.client import Store, translate_errors
 
@@ -28,6 +28,13 @@ class ResultPageStore:
         with translate_errors():
             return list(self.items.find({"batchId": batch_id, "rowIndex": {"$gte": low, "$lt": high}})
                         .sort("rowIndex", ASCENDING))
+
+    def in_order(self, batch_id: ObjectId, offset: int, limit: int, *, descending: bool = False
+                 ) -> list[dict[str, Any]]:
+        """The whole rows at these places in row order: the `(batchId, rowIndex)` index walked with skip."""
+        with translate_errors():
+            return list(self.items.find({"batchId": batch_id})
+                        .sort("rowIndex", DESCENDING if descending else ASCENDING).skip(offset).limit(limit))
 
     def fields_of_all(self, batch_id: ObjectId, fields: Sequence[str]) -> list[dict[str, Any]]:
         """These fields (and `_id`) of every row of the batch, in one streamed read."""

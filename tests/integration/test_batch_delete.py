@@ -6,17 +6,20 @@ delivered by hand from a recording queue so that each batch is finished before i
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import requests
 from bson import ObjectId
 from werkzeug.test import Client
 
 from lib import routes
-from lib.deletion import BatchDeletion
+from lib.deletion import STALLED_SECONDS, SWEEP_RETAKE_SECONDS, BatchDeletion
 from lib.errors import ServiceUnavailable
 from lib.services import Services
 from lib.store.removal import BatchRemovalStore
+from lib.sweep import sweep
 from lib.upload import UploadedForm
 from tests.integration.conftest import bearer
 from tests.support.recording_queue import RecordingQueue, drain
@@ -42,6 +45,8 @@ def app(installed: Services, users: dict[str, Any]) -> Services:
     queue = RecordingQueue()
     installed.batches.queue = queue
     installed.engine.queue = queue
+    if installed.engine.ingestion is not None:
+        installed.engine.ingestion.queue = queue
     installed.test_queue = queue  # type: ignore[attr-defined]
     return installed
 
@@ -166,3 +171,95 @@ def test_a_chat_of_another_user_with_the_same_id_is_never_deleted(app, users):
 
     assert delete(users["partner"].id, {"batchId": batch_id}).status_code == 200
     assert app.store.chats.count_documents({"_id": chats[0], "userId": users["partner2"].id}) == 1
+
+
+# --- deletions left half-way, and the upload a batch was made from --------------------------
+
+
+def paused_deletion(app: Services, user: Any, batch_id: str) -> None:
+    """Delete five rows of the batch and stop there, as a function killed after its first chunk would."""
+    ticks = iter(range(0, 1000, 10))
+    deletion = BatchDeletion(app.batches, BatchRemovalStore(app.store), app.files, app.now,
+                             clock=lambda: next(ticks), budget_seconds=5, chunk_rows=5)
+    assert deletion.delete(user, batch_id)[1] is False
+
+
+def age_stamp(app: Services, batch_id: str, minutes: int) -> None:
+    app.store.batches.update_one({"_id": ObjectId(batch_id)},
+                                 {"$set": {"deletingAt": app.now() - timedelta(minutes=minutes)}})
+
+
+def test_a_batch_being_deleted_is_listed_and_shown_as_deleting(app, users):
+    batch_id = finished_batch(app, users["partner"])
+    assert app.batches.status(users["partner"], batch_id)["deleting"] is False
+
+    paused_deletion(app, users["partner"], batch_id)
+
+    assert app.batches.status(users["partner"], batch_id)["deleting"] is True
+    listed = {b["batchId"]: b for b in app.batches.list(users["partner"])}
+    assert listed[batch_id]["deleting"] is True
+
+
+def test_the_sweep_finishes_a_deletion_left_half_way_and_leaves_a_fresh_one_to_its_caller(app, users):
+    stalled, fresh = finished_batch(app, users["partner"]), finished_batch(app, users["partner"])
+    chats, interactions = refs_of(app, stalled)
+    paused_deletion(app, users["partner"], stalled)
+    paused_deletion(app, users["partner"], fresh)
+    age_stamp(app, stalled, minutes=STALLED_SECONDS // 60 + 1)
+
+    answer = sweep(app)
+
+    assert (answer["deletionsFinished"], answer["deletionsPaused"]) == ([stalled], [])
+    assert what_is_left(app, stalled, chats, interactions) == dict.fromkeys(
+        ("batch", "items", "interactions", "chats", "records"), 0)
+    assert app.store.batch_items.count_documents({"batchId": ObjectId(fresh)}) == 7  # its caller is still at it
+    assert sweep(app)["deletionsFinished"] == []
+
+
+def test_the_sweep_works_within_its_budget_and_the_next_run_goes_on(app, users):
+    batch_id = finished_batch(app, users["partner"])
+    paused_deletion(app, users["partner"], batch_id)
+    age_stamp(app, batch_id, minutes=30)
+    ticks = iter(range(0, 1000, 10))
+    later = {"by": timedelta(0)}
+    deletion = BatchDeletion(app.batches, BatchRemovalStore(app.store), app.files, lambda: app.now() + later["by"],
+                             clock=lambda: next(ticks), chunk_rows=3)
+
+    first = deletion.finish_stalled(budget_seconds=25)
+
+    assert first == {"deletionsFinished": [], "deletionsPaused": [batch_id]}
+    assert app.store.batch_items.count_documents({"batchId": ObjectId(batch_id)}) == 1  # two chunks of three
+    assert deletion.finish_stalled(budget_seconds=25) == {"deletionsFinished": [], "deletionsPaused": []}  # just now
+    later["by"] = timedelta(seconds=SWEEP_RETAKE_SECONDS + 1)  # the next cron run takes it up again
+    assert deletion.finish_stalled(budget_seconds=25) == {"deletionsFinished": [batch_id], "deletionsPaused": []}
+    assert app.store.batches.count_documents({"_id": ObjectId(batch_id)}) == 0
+
+
+def test_a_batch_being_deleted_cannot_be_retried(app, users):
+    batch_id = finished_batch(app, users["partner"])
+    paused_deletion(app, users["partner"], batch_id)
+    app.store.batch_items.update_one({"batchId": ObjectId(batch_id)}, {"$set": {"status": "failed"}})
+
+    response = Client(routes.retry_batch).post("/api/batch/retry", json={"batchId": batch_id},
+                                                headers=bearer(users["partner"].id))
+
+    assert response.status_code == 409, response.get_json()
+    assert response.get_json()["error"]["code"] == "BATCH_ACTIVE"
+    assert app.store.batches.find_one({"_id": ObjectId(batch_id)})["status"] != "queued"
+
+
+def test_deleting_a_batch_made_from_a_direct_upload_removes_the_uploads_record_too(app, users):
+    user = users["partner"]
+    form = app.batches.upload_url(user, {"fileName": "questions.csv", "size": len(CONVERSATIONS)})
+    posted = requests.post(form["url"], data=form["fields"],
+                           files={"file": ("questions.csv", CONVERSATIONS, "text/csv")}, timeout=30)
+    assert posted.status_code in (200, 201, 204), posted.text
+    batch_id = app.batches.create(user, UploadedForm({**FORM, "uploadId": form["uploadId"]}, None, None))["batchId"]
+    drain(app, app.test_queue)  # type: ignore[attr-defined]
+    upload_record = {"uploadId": form["uploadId"]}
+    assert app.store.storage_objects.find_one(upload_record)["claimBatchId"] == ObjectId(batch_id)
+
+    assert delete(user.id, {"batchId": batch_id}).status_code == 200
+
+    assert app.store.storage_objects.count_documents(upload_record) == 0
+    assert app.store.storage_objects.count_documents({"batchId": ObjectId(batch_id)}) == 0

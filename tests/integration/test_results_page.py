@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
+from hypothesis import given
+from hypothesis import strategies as st
 from werkzeug.test import Client
 
 from bench.prestore import prestore
 from lib import routes
+from lib.results_page import PAGE_PARAMS
 from tests.integration.conftest import bearer
+from tests.support.hypothesis_profiles import fuzz_settings
 
 ROWS = 240
 
@@ -121,3 +125,92 @@ def test_a_bad_paging_parameter_is_a_400_naming_its_field(batch_id, users, param
 def test_another_partners_batch_is_a_404_even_for_a_page(batch_id, users):
     response = page(users["partner2"].id, batch_id, offset=0)
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "BATCH_NOT_FOUND"
+
+
+# --- trials and analyzer flags --------------------------------------------------------------
+
+TRIAL_FILE = (
+    "QUESTION,expectedOutcome\n"
+    + "".join(f"Question {n}: how do I renew my passport?,{'block' if n % 2 else 'answer'}\n" for n in range(1, 5))
+).encode()
+
+
+@pytest.fixture
+def trial_batch(installed, users) -> str:
+    """Four questions run three times each (twelve items) with the refusal and citation analyzers, finished."""
+    from lib.upload import UploadedForm
+    from tests.support.recording_queue import RecordingQueue, drain
+
+    queue = RecordingQueue()
+    installed.batches.queue = installed.engine.queue = queue
+    form = {"batchName": "trials", "lang": "en", "aiProvider": "offline", "searchProvider": "offline",
+            "trials": "3", "analyzers": "refusal,citation"}
+    batch_id = installed.batches.create(users["partner"], UploadedForm(form, "q.csv", TRIAL_FILE))["batchId"]
+    drain(installed, queue)
+    return batch_id
+
+
+def test_a_page_counts_items_in_row_then_trial_order(trial_batch, users):
+    answer = page(users["partner"].id, trial_batch, offset=2, limit=4).get_json()
+    back = page(users["partner"].id, trial_batch, offset=0, limit=4, sort="-rowNumber").get_json()
+
+    assert answer["total"] == 12
+    assert [(r["rowNumber"], r["trial"]) for r in answer["items"]] == [(2, 3), (3, 1), (3, 2), (3, 3)]
+    assert [(r["rowNumber"], r["trial"]) for r in back["items"]] == [(5, 3), (5, 2), (5, 1), (4, 3)]
+
+
+def test_a_page_stays_whole_when_the_item_indexes_have_a_gap(trial_batch, users, installed):
+    installed.store.batch_items.delete_one({"batchId": ObjectId(trial_batch), "rowIndex": 3})  # (3, 1) removed by hand
+
+    answer = page(users["partner"].id, trial_batch, offset=2, limit=4).get_json()
+
+    assert answer["total"] == 11
+    assert [(r["rowNumber"], r["trial"]) for r in answer["items"]] == [(2, 3), (3, 2), (3, 3), (4, 1)]
+
+
+@pytest.mark.parametrize(("flag", "rows"), [
+    ("refusal.flagged", [2, 4]),  # expected a refusal, got an answer: every trial of those questions
+    ("refusal.match=true", [3, 5]),
+    ("refusal.flagged,refusal.match=true", [2, 3, 4, 5]),  # either
+    ("citation.liveStatus=nothing-like-it", []),
+])
+def test_the_flag_filter_finds_the_rows_an_analyzer_marked(trial_batch, users, flag, rows):
+    answer = page(users["partner"].id, trial_batch, offset=0, flag=flag).get_json()
+
+    assert sorted({r["rowNumber"] for r in answer["items"]}) == rows
+    assert answer["total"] == 3 * len(rows)
+    assert all(r["refusal.flagged"] is True for r in answer["items"]) or flag != "refusal.flagged"
+
+
+@pytest.mark.parametrize("flag", ["similarity.label=meaning-drift", "expert.verdict=fail"])
+def test_a_flag_on_an_analyzer_the_batch_did_not_run_is_a_400(trial_batch, users, flag):
+    response = page(users["partner"].id, trial_batch, offset=0, flag=flag)
+
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert (error["code"], error["details"]["field"]) == ("INVALID_FILTER", "flag")
+    assert "refusal.flagged" in error["details"]["allowed"]
+
+
+@pytest.mark.parametrize("flag", ["refusal", "refusal.flagged=", "refusal.flagged=a b", "$where", ",", "a.b=c=d"])
+def test_a_malformed_flag_is_a_400_naming_its_field(batch_id, users, flag):
+    response = page(users["partner"].id, batch_id, offset=0, flag=flag)
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] == {**response.get_json()["error"], "code": "INVALID_FILTER",
+                                            "details": {"field": "flag"}}
+
+
+@fuzz_settings(80)
+@given(params=st.dictionaries(st.sampled_from(PAGE_PARAMS), st.text(max_size=40), min_size=1, max_size=3))
+def test_any_page_parameter_gives_a_page_or_a_coded_400_never_a_500(batch_id, users, params):
+    response = page(users["partner"].id, batch_id, **params)
+
+    if response.status_code == 200 and "limit" not in response.get_json():  # only empty values: every row
+        assert all(value == "" for value in params.values()) and len(response.get_json()["items"]) == ROWS
+    elif response.status_code == 200:
+        answer = response.get_json()
+        assert len(answer["items"]) <= answer["limit"] and answer["total"] <= ROWS
+    else:
+        assert response.status_code == 400, (params, response.get_data(as_text=True)[:300])
+        assert response.get_json()["error"]["code"] in ("INVALID_PAGE", "INVALID_FILTER", "INVALID_SORT")

@@ -147,7 +147,7 @@ export function getResults(batchId) {
 }
 
 /** The table's page parameters the server takes (lib/results_page.py); empty ones are left out. */
-export const PAGE_PARAMS = ['offset', 'limit', 'status', 'blockedBy', 'answerType', 'chat', 'q', 'sort'];
+export const PAGE_PARAMS = ['offset', 'limit', 'status', 'blockedBy', 'answerType', 'chat', 'q', 'sort', 'flag'];
 
 /**
  * GET /api/batch/results as one page of JSON: {batchId, status, columns, total, offset,

@@ -55,6 +55,29 @@ export const BLOCKED_STAGES = [
 ];
 /** An answer's types (lib/chat/stages/answer.py). */
 export const ANSWER_TYPES = ['normal', 'clarifying-question', 'pt-muni', 'not-gc'];
+/**
+ * The analyzer flags the table filters on (the server's `flag`, lib/results_page.py): a
+ * column alone (the cell is set) or column=value. Each is offered only when the batch has
+ * that analyzer's column.
+ */
+export const ANALYZER_FLAGS = [
+  'refusal.flagged',
+  'citation.wellFormed=false',
+  'citation.allowedDomain=false',
+  'citation.matchesExpected=false',
+  'similarity.label=meaning-drift',
+  'expert.verdict=fail',
+  'expert.verdict=needs-review',
+  'similarity.error',
+  'expert.error',
+];
+
+/** The flags a batch with these result columns can be filtered on. */
+export function flagChoices(columns) {
+  const present = new Set(Array.isArray(columns) ? columns : []);
+  return ANALYZER_FLAGS.filter((flag) => present.has(flag.split('=')[0]));
+}
+
 /** The result fields the server sorts by (lib/results_page.py): the others are not sortable. */
 export const SORTABLE_FIELDS = ['rowNumber', 'responseTimeMs'];
 /** Rows a page of the table asks the server for. */

@@ -69,6 +69,33 @@ describe('deleting a finished batch', () => {
     expect(deletes.map((request) => JSON.parse(request.body))).toEqual(Array(3).fill({ batchId: 'b1' }));
   });
 
+  it('shows a batch left half-way as being deleted, with only the action to finish it', async () => {
+    const fetch = list([{ ...FINISHED, deleting: true }], () =>
+      jsonResponse(200, { batchId: 'b1', deleted: true, deletedItems: 10 }),
+    );
+    const user = userEvent.setup();
+    renderPage(<BatchList />);
+    const card = await screen.findByTestId('batch-row-b1');
+
+    expect(within(card).getByTestId('batch-being-deleted')).toHaveTextContent(
+      'This batch is being deleted: it leaves the list once all its rows are gone.',
+    );
+    expect(within(card).queryByRole('button', { name: /View results|Download/ })).toBeNull();
+    await user.click(within(card).getByRole('button', { name: 'Finish deleting' }));
+    await user.click(screen.getByRole('button', { name: 'Yes, delete the batch' }));
+
+    await waitFor(() => expect(screen.queryByTestId('batch-row-b1')).toBeNull());
+    expect(fetch.requests.filter((request) => request.path === '/api/batch/delete')).toHaveLength(1);
+  });
+
+  it('says in French that a batch is being deleted', async () => {
+    list([{ ...FINISHED, deleting: true }]);
+    renderPage(<BatchList />, { lang: 'fr' });
+
+    expect(await screen.findByTestId('batch-being-deleted')).toHaveTextContent('Ce lot est en cours de suppression');
+    expect(screen.getByRole('button', { name: 'Terminer la suppression' })).toBeInTheDocument();
+  });
+
   it('says in words why it could not, and keeps the batch (409 in French)', async () => {
     list([FINISHED], () => errorResponse(409, 'BATCH_ACTIVE', 'The batch is processing', { status: 'processing' }));
     const user = userEvent.setup();

@@ -1,6 +1,6 @@
 // The results of one batch as a table, readable while the batch runs: a column picker
 // (the file's own columns and every result column), a search, filters by row status,
-// blocking stage and answer type, sorting by row number or response time, pages of 50
+// blocking stage, answer type and analyzer flag, sorting by row number or response time, pages of 50
 // rows, and a row opened in full (answer, citation and the other turns of its
 // conversation). Paged, filtered, searched and sorted by the server
 // (GET /api/batch/results?format=json&offset=&limit=...): a batch of 100,000 rows is never
@@ -23,6 +23,7 @@ import {
   defaultColumns,
   fieldColumn,
   fieldOf,
+  flagChoices,
   rowsOf,
   safeHttpUrl,
   serverPage,
@@ -114,7 +115,7 @@ export default function ResultsTable({ batchId, name, active, pageSize = SERVER_
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState(null);
   const [query, setQuery] = useState('');
-  const [filters, setFilters] = useState({ status: '', blockedBy: '', answerType: '' });
+  const [filters, setFilters] = useState({ status: '', blockedBy: '', answerType: '', flag: '' });
   const [offset, setOffset] = useState(0);
   const [sort, setSort] = useState({ field: 'rowNumber', direction: 'ascending' });
   const [chosen, setChosen] = useState(null); // null: the default columns
@@ -137,7 +138,7 @@ export default function ResultsTable({ batchId, name, active, pageSize = SERVER_
       });
       if (ticket !== latest.current) return; // a later request overtook this one
       setPage(answer);
-      const unfiltered = !settledQuery && !filters.status && !filters.blockedBy && !filters.answerType;
+      const unfiltered = !settledQuery && !filters.status && !filters.blockedBy && !filters.answerType && !filters.flag;
       if (unfiltered && typeof answer?.total === 'number') setEverything(answer.total);
     } catch (caught) {
       if (ticket === latest.current) setError(caught);
@@ -165,7 +166,8 @@ export default function ResultsTable({ batchId, name, active, pageSize = SERVER_
   const visible = (chosen ?? defaultColumns(columns)).filter((column) => columns.includes(column));
   const ordered = columns.filter((column) => visible.includes(column));
   const current = serverPage({ total, offset: base, limit: page?.limit ?? pageSize, shown: rows.length });
-  const anyFilter = Boolean(settledQuery || filters.status || filters.blockedBy || filters.answerType);
+  const anyFilter = Boolean(settledQuery || filters.status || filters.blockedBy || filters.answerType || filters.flag);
+  const flags = flagChoices(columns);
   const hasRows = (everything ?? total) > 0;
 
   const toggleRow = (index) =>
@@ -249,6 +251,17 @@ export default function ResultsTable({ batchId, name, active, pageSize = SERVER_
               choices={ANSWER_TYPES.map((value) => [value, labelOr(t, `answerType.${value}`, value)])}
               testId="results-type-filter"
             />
+            {flags.length > 0 && (
+              <FilterSelect
+                id={`${ids}-flag`}
+                label={t('results.flagFilter')}
+                value={filters.flag}
+                onChange={setFilter('flag')}
+                allLabel={t('results.allFlags')}
+                choices={flags.map((value) => [value, labelOr(t, `flag.${value}`, value)])}
+                testId="results-flag-filter"
+              />
+            )}
           </div>
           <ColumnPicker
             columns={columns}

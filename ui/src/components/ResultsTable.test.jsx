@@ -59,12 +59,18 @@ function pageOfServer(items, query) {
   const stages = listed('blockedBy');
   const types = listed('answerType');
   const needle = (query.q || '').toLocaleLowerCase();
+  const flags = listed('flag')?.map((flag) => flag.split('='));
+  const flagged = (row) =>
+    flags.some(([column, value]) =>
+      value === undefined ? Boolean(row[column]) : String(row[column]).toLowerCase() === value.toLowerCase(),
+    );
   let rows = items.filter(
     (row) =>
       (!statuses || statuses.includes(row.status)) &&
       (!stages || stages.includes(row.blockedBy)) &&
       (!types || types.includes(row.answerType)) &&
       (!query.chat || row.chatId === query.chat) &&
+      (!flags || flagged(row)) &&
       (!needle || `${row.redactedQuestion ?? ''}\n${row.answer ?? ''}`.toLocaleLowerCase().includes(needle)),
   );
   const sort = query.sort || 'rowNumber';
@@ -171,6 +177,40 @@ describe('the results table', () => {
     await user.type(screen.getByLabelText('Search the rows'), 'nothing like this');
     expect(await screen.findByTestId('results-no-match')).toHaveTextContent('No row matches this search or filter.');
     expect(screen.queryByRole('table')).not.toBeInTheDocument();
+  });
+
+  it('filters on an analyzer flag on the server, offering only the flags of the batch’s analyzers', async () => {
+    const columns = [...COLUMNS, 'refusal.detected', 'refusal.flagged', 'refusal.error', 'similarity.label'];
+    const items = [
+      item(1, { 'refusal.flagged': false, 'similarity.label': 'same-meaning' }),
+      item(2, { 'refusal.flagged': true, 'similarity.label': 'meaning-drift' }),
+      item(3, { 'refusal.flagged': true, 'similarity.label': 'same-meaning' }),
+      item(4, { 'refusal.flagged': null, 'similarity.label': 'meaning-drift' }),
+    ];
+    const user = show(items, { columns });
+    await screen.findByRole('table');
+    const select = screen.getByLabelText('Analyzer flag');
+    expect(within(select).getAllByRole('option').map((option) => option.textContent)).toEqual([
+      'Any row',
+      'refusal not as expected',
+      'meaning drifted from the reference',
+    ]);
+
+    await user.selectOptions(select, 'refusal.flagged');
+    await waitFor(() => expect(firstCells()).toEqual(['3', '4']));
+    expect(user.fetch.requests.at(-1).query).toMatchObject({ flag: 'refusal.flagged', offset: '0' });
+    expect(screen.getByTestId('results-count')).toHaveTextContent('2 of 4 rows shown.');
+
+    await user.selectOptions(select, 'similarity.label=meaning-drift');
+    await waitFor(() => expect(firstCells()).toEqual(['3', '5']));
+    expect(user.fetch.requests.at(-1).query).toMatchObject({ flag: 'similarity.label=meaning-drift' });
+  });
+
+  it('offers no flag filter for a batch run without analyzers', async () => {
+    show(SMALL);
+    await screen.findByRole('table');
+    expect(screen.queryByLabelText('Analyzer flag')).toBeNull();
+    expect(screen.queryByTestId('results-flag-filter')).toBeNull();
   });
 
   it('sorts by row number or time on the server, says so to assistive technology, and no other column', async () => {
