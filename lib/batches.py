@@ -25,16 +25,13 @@ from lib.errors import AppError, BadRequest, Conflict, NotFound, ServiceUnavaila
 from lib.evaluation import (
     MAX_TRIALS,
     EvaluationRequest,
-    analyse_row,
+    add_baseline,
     analyzers_offered,
-    match_baseline,
-    nested,
+    baseline_row_count_mismatch,
     parse_evaluation_fields,
     reference_columns,
-    references_of,
     row_references,
-    row_result,
-    rules_only,
+    upload_analysis,
 )
 from lib.ingestion import ingest_state
 from lib.models import Batch, BatchStatus, ItemStatus, User
@@ -54,6 +51,7 @@ from lib.upload import UploadedForm
 log = logging.getLogger("ai_answers.batches")
 
 MAX_NAME_CHARS = 200
+MAX_WARNINGS_KEPT = 100  # a batch keeps its first upload warnings, and their count
 RATE_WINDOW_SECONDS = 60
 ACTIVE_RETRY_SECONDS = 30
 # Only ASCII digits: str.isdigit() also takes "²" (which int() refuses) and "٣" (which it reads as 3).
@@ -141,7 +139,11 @@ class BatchService:
                 f"At most {self.settings.create_rate_per_minute} uploads a minute; try again shortly.",
                 code="CREATE_RATE_LIMITED", retry_after=max(1, math.ceil(wait)),
             )
-        if self.store.count_active_for_user(user.id) >= self.settings.max_active_batches:
+        self.check_active(user.id)
+
+    def check_active(self, user_id: str) -> None:
+        """429 with Retry-After when the user has as many batches queued or running as allowed."""
+        if self.store.count_active_for_user(user_id) >= self.settings.max_active_batches:
             raise TooManyRequests(
                 f"You already have {self.settings.max_active_batches} batches queued or running; "
                 "wait for one to finish or cancel one.",
@@ -156,10 +158,9 @@ class BatchService:
             raise _field_error("uploadId", "Send the file or an uploadId, not both.", "FILE_AND_UPLOAD_ID")
         evaluation = request.evaluation
         if upload_id:
-            if evaluation.baseline_batch_id is not None:
-                raise _field_error("baselineBatchId", "A baseline comparison needs the file itself in 'file' "
-                                   "(not an uploadId).", "BASELINE_NEEDS_FILE")
-            return self._create_from_upload(user, request, upload_id)
+            # The baseline's rows are read chunk by chunk by the ingestion steps (lib/ingestion.py).
+            return self._create_from_upload(user, request, upload_id,
+                                            self._baseline(user, evaluation.baseline_batch_id))
         if form.file_data is None:
             raise _field_error("file", "Attach the questions file in the 'file' field.", "MISSING_FILE")
         baseline = self._baseline(user, evaluation.baseline_batch_id)
@@ -174,15 +175,15 @@ class BatchService:
         items = _item_docs(batch_id, table, request.lang, trials=evaluation.trials, analyzers=evaluation.analyzers,
                            warnings=warnings)
         if baseline is not None:
-            _add_baseline(items, self.store.rows_projected(ObjectId(baseline.id), "baseline"),
-                          evaluation.analyzers, request.lang)
+            add_baseline(items, self.store.rows_projected(ObjectId(baseline.id), "baseline"),
+                         evaluation.analyzers, request.lang)
         # Kept first: storage away is a 503 with nothing written.
         source = self.files.keep_source(user.id, batch_id, form.file_data, table.file_type, form.file_name) \
             if self.files is not None else None
         try:
             self.store.insert_batch({**_batch_doc(batch_id, user, request, table, form, now),
                                      "blockedItems": sum(d["status"] == ItemStatus.BLOCKED.value for d in items),
-                                     "source": source})
+                                     "source": source, **stored_warnings(warnings)})
             self.store.insert_items(items)
             self.store.mark_queued(batch_id, now)
             self.queue.publish_step(str(batch_id), 0, dedup_id=f"{batch_id}:0")
@@ -206,8 +207,13 @@ class BatchService:
                            code="BASELINE_NOT_FINAL", details={"field": "baselineBatchId"})
         return baseline
 
-    def _create_from_upload(self, user: User, request: BatchRequest, upload_id: str) -> dict[str, Any]:
-        """A batch from a direct upload: checked whole here, its rows written by steps (lib/ingestion.py)."""
+    def _create_from_upload(self, user: User, request: BatchRequest, upload_id: str,
+                            baseline: Batch | None) -> dict[str, Any]:
+        """A batch from a direct upload: checked whole here, its rows written by steps (lib/ingestion.py).
+
+        With a baseline, only the two files' question counts are compared here; the steps
+        compare each chunk's questions with the baseline's rows at the same places.
+        """
         if self.uploads is None or self.files is None:
             raise _field_error("uploadId", "This deployment has no object storage: upload the file in 'file'.",
                                "DIRECT_UPLOADS_UNAVAILABLE")
@@ -219,6 +225,10 @@ class BatchService:
                 raise _field_error("trials", f"{layout.row_count} questions × {request.evaluation.trials} trials is "
                                    f"more than the {self.settings.max_batch_rows_direct} rows a batch may hold.",
                                    "TOO_MANY_ROWS")
+            mismatch = baseline_row_count_mismatch(layout.row_count, baseline.total_items, baseline.trials) \
+                if baseline is not None else None
+            if mismatch is not None:
+                raise mismatch
         except AppError as exc:
             if exc.status < 500:
                 self._discard_upload(taken.record)  # a rejected upload leaves nothing
@@ -234,6 +244,7 @@ class BatchService:
                 "status": BatchStatus.INGESTING.value, "totalItems": layout.row_count * request.evaluation.trials,
                 "fileHash": source_hash,
                 "source": source, "ingest": ingest_state(layout), "ingestedItems": 0, "blockedItems": 0,
+                **stored_warnings(layout.warnings),
             })
             self.queue.publish_step(str(batch_id), 0, dedup_id=f"{batch_id}:0")
         except BaseException:
@@ -302,7 +313,10 @@ class BatchService:
         return batch
 
     def status(self, user: User, batch_id: str | None) -> dict[str, Any]:
-        return self.summary(self.owned(user, batch_id))
+        """The batch's summary, with its upload warnings (the first ones, and how many; not in `list`)."""
+        batch = self.owned(user, batch_id)
+        return {**self.summary(batch), "warnings": batch.warnings,
+                "warningCount": max(batch.warning_count, len(batch.warnings))}
 
     def options(self) -> dict[str, Any]:
         """What an upload on this deployment may choose: the configured providers, defaults, limits."""
@@ -427,13 +441,17 @@ class BatchService:
         return batch, list(COMPARE_COLUMNS), rows
 
     def retry(self, user: User, body: dict[str, Any]) -> dict[str, Any]:
-        """Run a final batch's failed (or cancelled) rows again, in place (lib/retry.py). Owner or admin."""
+        """Run a final batch's failed (or cancelled) rows again, in place (lib/retry.py). Owner or admin.
+
+        The batch becomes active again: its owner's limit of active batches applies, as for a create.
+        """
         batch_id = body.get("batchId")
         if batch_id is not None and not isinstance(batch_id, str):
             raise BadRequest("batchId must be a string.", code="INVALID_BATCH_ID", details={"field": "batchId"})
         statuses, budget = parse_retry_body(body)
         batch = self.owned(user, batch_id)
-        return retry_rows(self.store, self.queue, batch, statuses, budget, self.now)
+        return retry_rows(self.store, self.queue, batch, statuses, budget, self.now,
+                          check_active=lambda: self.check_active(batch.uploader_user_id))
 
     def results(self, user: User, batch_id: str | None) -> tuple[Batch, list[str], Iterator[dict[str, Any]]]:
         """The batch, the result columns, and its rows in input order (streamed)."""
@@ -483,7 +501,8 @@ def _batch_doc(batch_id: ObjectId, user: User, request: BatchRequest, table: Par
         "questionColumn": table.question_column,
         "chatColumn": table.chat_column,
         "urlColumn": table.url_column,
-        "warnings": table.warnings[:100],
+        "warnings": table.warnings[:MAX_WARNINGS_KEPT],
+        "warningCount": len(table.warnings),
         "lastError": None,
     }
 
@@ -543,7 +562,7 @@ def _item_docs(batch_id: ObjectId, table: ParsedTable, lang: str = "en", *, tria
                 "claimId": None,
             }
             if blocked:
-                doc["analysis"] = _upload_analysis(doc, lang, analyzers)
+                doc["analysis"] = upload_analysis(doc, lang, analyzers)
             docs.append(doc)
     return docs
 
@@ -553,25 +572,9 @@ def trial_chat_key(chat_key: str, trial: int) -> str:
     return chat_key if trial == 1 else f"{chat_key}#trial{trial}"
 
 
-def _upload_analysis(doc: dict[str, Any], lang: str, analyzers: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """The rules-only analyses of a row refused at upload (there is no answer for a judge to read)."""
-    names = rules_only(analyzers)
-    if not names:
-        return {}
-    row = row_result(status=ItemStatus.BLOCKED.value, question=doc["question"], lang=lang,
-                     blocked_by=doc["blockedBy"])
-    return nested(analyse_row(names, row, references_of(doc.get("references")), None).columns)
-
-
-def _add_baseline(items: list[dict[str, Any]], baseline_docs: Iterator[dict[str, Any]],
-                  analyzers: tuple[str, ...], lang: str) -> None:
-    """Join the baseline's answers to the rows' references (raises BASELINE_MISMATCH)."""
-    firsts = [(d["rowNumber"], d["question"]) for d in items if d["trial"] == 1]
-    matched = match_baseline(firsts, baseline_docs)
-    for doc in items:
-        doc["references"] = {**doc["references"], **matched.get(doc["rowNumber"], {})}
-        if doc["status"] == ItemStatus.BLOCKED.value and analyzers:
-            doc["analysis"] = _upload_analysis(doc, lang, analyzers)
+def stored_warnings(warnings: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the batch keeps of its upload warnings: the first ones and how many there were."""
+    return {"warnings": warnings[:MAX_WARNINGS_KEPT], "warningCount": len(warnings)}
 
 
 def _runs_shown(batch: Batch) -> list[dict[str, Any]]:

@@ -7,8 +7,10 @@ At upload (`lib/batches.py`):
   (`referenceAnswer`, `expectedCitation`, `expectedOutcome`, and their aliases) matched
   like every other column, and read per row into the item's `references`.
 - `match_baseline`: the baseline batch's rows (trial 1) by `rowNumber`, checked to hold
-  the same questions; their answer, citation and status join each row's references. The
-  baseline is read once, here, and never written.
+  the same questions; their answer, citation and status join each row's references
+  (`add_baseline`). The baseline is read, never written: once at create for a file sent
+  whole; for a direct upload, its rows at the same places chunk by chunk by the ingestion
+  steps (`lib/ingestion.py`), after create checked the two hold as many questions.
 
 In the step (`lib/execution.py`): `row_result` and `references_of` turn the pipeline's
 result and the stored references into the analyzers' inputs (`lib/analyzers`), and
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,7 @@ from lib.analyzers import (
     run_analyzers,
 )
 from lib.errors import BadRequest, ServiceUnavailable
+from lib.models import ItemStatus
 from lib.providers.base import AIProvider
 from lib.spreadsheet import normalise_header
 
@@ -139,12 +142,15 @@ def baseline_references(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {"baselineAnswer": answer, "baselineCitation": citation, "baselineStatus": doc.get("status")}
 
 
-def match_baseline(rows: Iterable[tuple[int, str]], baseline_docs: Iterable[Mapping[str, Any]]
-                   ) -> dict[int, dict[str, Any]]:
+def match_baseline(rows: Iterable[tuple[int, str]], baseline_docs: Iterable[Mapping[str, Any]], *,
+                   complete: bool = True) -> dict[int, dict[str, Any]]:
     """The baseline's references by row number; raises BadRequest when its questions are not the same.
 
     `rows` are the new file's (rowNumber, question as kept); the baseline's rows are its
     trial 1. Questions are compared as stored (masked the same way), spaces ignored.
+    `complete=False`: `rows` are one chunk of the file and `baseline_docs` the baseline's
+    rows at the same places, so a baseline row the chunk lacks is not a mismatch (an
+    ingestion checks the row counts once, at create).
     """
     by_number = {int(d["rowNumber"]): d for d in baseline_docs if (d.get("trial") or 1) == 1
                  and d.get("rowNumber") is not None}
@@ -158,7 +164,7 @@ def match_baseline(rows: Iterable[tuple[int, str]], baseline_docs: Iterable[Mapp
             mismatched.append(number)
             continue
         matched[number] = baseline_references(doc)
-    missing = sorted(set(by_number) - seen)
+    missing = sorted(set(by_number) - seen) if complete else []
     if mismatched or missing:
         listed = sorted(set(mismatched) | set(missing))
         raise BadRequest("The baseline batch does not hold the same questions on the same rows "
@@ -172,6 +178,41 @@ def match_baseline(rows: Iterable[tuple[int, str]], baseline_docs: Iterable[Mapp
 
 def _plain(text: object) -> str:
     return " ".join(str(text or "").split()).casefold()
+
+
+def baseline_row_count_mismatch(row_count: int, baseline_total_items: int, baseline_trials: int) -> BadRequest | None:
+    """A file of `row_count` questions against a baseline of another size: the error (checked before any row)."""
+    baseline_rows = baseline_total_items // max(1, baseline_trials)
+    if baseline_rows == row_count:
+        return None
+    return BadRequest(f"The baseline batch has {baseline_rows} questions where this file has {row_count}. "
+                      "Upload the same file.", code="BASELINE_MISMATCH",
+                      details={"field": "baselineBatchId", "rowCount": row_count, "baselineRowCount": baseline_rows})
+
+
+def add_baseline(items: list[dict[str, Any]], baseline_docs: Iterable[Mapping[str, Any]],
+                 analyzers: Sequence[str], lang: str, *, complete: bool = True) -> None:
+    """Join the baseline's answers to the rows' references (raises BASELINE_MISMATCH).
+
+    Rows refused at upload get their rules-only analyses again: the refusal analyzer
+    reads the baseline's status too.
+    """
+    firsts = [(d["rowNumber"], d["question"]) for d in items if d["trial"] == 1]
+    matched = match_baseline(firsts, baseline_docs, complete=complete)
+    for doc in items:
+        doc["references"] = {**doc["references"], **matched.get(doc["rowNumber"], {})}
+        if doc["status"] == ItemStatus.BLOCKED.value and analyzers:
+            doc["analysis"] = upload_analysis(doc, lang, analyzers)
+
+
+def upload_analysis(doc: Mapping[str, Any], lang: str, analyzers: Sequence[str]) -> dict[str, Any]:
+    """The rules-only analyses of a row refused at upload (there is no answer for a judge to read)."""
+    names = rules_only(analyzers)
+    if not names:
+        return {}
+    row = row_result(status=ItemStatus.BLOCKED.value, question=doc["question"], lang=lang,
+                     blocked_by=doc["blockedBy"])
+    return nested(analyse_row(names, row, references_of(doc.get("references")), None).columns)
 
 
 # --- in the row's work -----------------------------------------------------------------

@@ -15,8 +15,15 @@ indexes are the rows' places in the file, and chat ids are derived from the batc
 secret salt and the conversation: a chunk written again after a crash gives the same
 rows, and those already there are kept (the unique (batchId, rowIndex) index).
 
-All or nothing: a source that is gone or no longer reads as it did at upload deletes the
-batch, its rows and its files; storage or the database away is a 503 and QStash
+A batch compared with a baseline gets, chunk by chunk, the baseline's answers at the same
+places (read by exact keys, never written; create checked the two hold as many
+questions): a question that differs, or a baseline that was deleted or runs again
+meanwhile, fails the ingestion (BASELINE_MISMATCH, BASELINE_NOT_FOUND, BASELINE_NOT_FINAL).
+A row's warning (an expected outcome that is neither block nor answer) is kept on the
+batch with the chunk's mark, once.
+
+All or nothing: a source that is gone or no longer reads as it did at upload, or a
+baseline that does not match, deletes the batch, its rows and its files; storage or the database away is a 503 and QStash
 redelivers; the sweep removes an ingestion that nobody moved for an hour.
 """
 
@@ -36,7 +43,8 @@ from typing import Any
 from bson import ObjectId
 
 from lib.batch_files import BatchFiles
-from lib.errors import AppError, ServiceUnavailable
+from lib.errors import AppError, Conflict, NotFound, ServiceUnavailable
+from lib.evaluation import add_baseline
 from lib.execution_writes import EngineConfig, StepOutcome
 from lib.models import Batch, ItemStatus
 from lib.planning import chat_key_for
@@ -48,7 +56,9 @@ log = logging.getLogger("ai_answers.ingestion")
 
 ABANDONED_SECONDS = 3600  # an ingestion nobody moved for this long is removed by the sweep
 
-ItemDocs = Callable[..., list[dict[str, Any]]]  # (batch id, table, lang, trials=, analyzers=) -> item documents
+# (batch id, table, lang, trials=, analyzers=, warnings=) -> item documents (row warnings appended to `warnings`)
+ItemDocs = Callable[..., list[dict[str, Any]]]
+MAX_WARNINGS_KEPT = 100  # as lib/batches.py: the batch keeps its first warnings, and counts them all
 
 
 def ingest_state(layout: TableLayout) -> dict[str, Any]:
@@ -160,13 +170,18 @@ class IngestionStep:
                     break
                 chunk_started = time.monotonic()
                 table = replace(layout.shell(), rows=[row for _, row in rows])
+                warnings: list[dict[str, Any]] = []
                 docs = self.item_docs(oid, table, batch.page_language, trials=batch.trials,
-                                      analyzers=tuple(batch.analyzers))
-                place(docs, [index for index, _ in rows], salt, batch.trials)
+                                      analyzers=tuple(batch.analyzers), warnings=warnings)
+                indexes = [index for index, _ in rows]
+                place(docs, indexes, salt, batch.trials)
+                if batch.baseline_batch_id is not None:
+                    self._join_baseline(batch, docs, indexes)
                 self.batches.insert_items_once(docs)
                 blocked = sum(1 for doc in docs if doc.get("status") == ItemStatus.BLOCKED.value)
                 if not self.batches.advance_ingest(oid, owner, done=mark, upto=upto, inserted=len(docs),
-                                                   blocked=blocked, now=self.now()):
+                                                   blocked=blocked, now=self.now(), warnings=warnings,
+                                                   keep_warnings=MAX_WARNINGS_KEPT):
                     log.warning("batch=%s ingestion mark %d taken by another step", batch.id, mark)
                     return -1
                 outcome.rows_succeeded += len(rows)
@@ -176,6 +191,25 @@ class IngestionStep:
                 break  # the window was cut short by the deadline
         log.info("batch=%s step=%s wrote rows up to index %d of %d", batch.id, batch.step_seq, mark, layout.row_count)
         return mark
+
+    def _join_baseline(self, batch: Batch, docs: list[dict[str, Any]], indexes: list[int]) -> None:
+        """The baseline's answers joined to a chunk's rows: its trial-1 rows at the same file places.
+
+        Read by exact keys on (batchId, rowIndex): a baseline of T trials holds file row i at
+        rowIndex i × T. Raises an `AppError` (the ingestion fails) when a question differs or
+        the baseline is no longer the finished batch create checked.
+        """
+        assert batch.baseline_batch_id is not None
+        baseline = self.batches.get(batch.baseline_batch_id)
+        if baseline is None or baseline.deleting_at is not None:
+            raise NotFound("The baseline batch was deleted while this file was being read.",
+                           code="BASELINE_NOT_FOUND", details={"field": "baselineBatchId"})
+        if not baseline.status.is_final:
+            raise Conflict("The baseline batch runs again (a retry) while this file is being read.",
+                           code="BASELINE_NOT_FINAL", details={"field": "baselineBatchId"})
+        rows = self.batches.rows_at(ObjectId(baseline.id), [index * baseline.trials for index in indexes],
+                                    "baseline")
+        add_baseline(docs, rows, batch.analyzers, batch.page_language, complete=False)
 
     def _source(self, batch: Batch) -> bytes:
         """The batch's file, read from storage (the steps keep no state of their own)."""

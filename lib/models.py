@@ -142,6 +142,10 @@ class Batch(BaseModel):
     # Retries in place (lib/retry.py): one entry per run, {run, startedAt, completedAt, statuses, rows}.
     runs: list[dict[str, Any]] = Field(default_factory=list)
     summary_cache: dict[str, Any] | None = Field(alias="summaryCache", default=None)
+    # Upload warnings (blank rows, expected outcomes that are neither block nor answer...): the first
+    # ones kept (lib/batches.py MAX_WARNINGS_KEPT), and how many there were in all.
+    warnings: list[dict[str, Any]] = Field(default_factory=list)
+    warning_count: int = Field(alias="warningCount", default=0)
     deleting_at: datetime | None = Field(alias="deletingAt", default=None)  # a deletion under way (lib/deletion.py)
 
     @property

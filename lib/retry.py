@@ -48,8 +48,14 @@ def parse_retry_body(body: dict[str, Any]) -> tuple[tuple[str, ...], float | Non
 
 
 def retry_rows(store: BatchStore, queue: StepQueue, batch: Batch, statuses: Sequence[str], budget_usd: float | None,
-               now: Callable[[], datetime]) -> dict[str, Any]:
-    """Run the batch's rows with these statuses again (see the module's docstring)."""
+               now: Callable[[], datetime], check_active: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run the batch's rows with these statuses again (see the module's docstring).
+
+    `check_active` raises (429 TOO_MANY_ACTIVE_BATCHES) when the batch's owner already has
+    as many batches running as a user may: a retried batch is active again, as a new one
+    would be. It is asked last, once the retry is otherwise possible, so that a batch with
+    nothing to retry says so rather than "wait".
+    """
     if not batch.status.is_final:
         raise Conflict("The batch is still running; retry its rows once it has finished.", code="BATCH_ACTIVE")
     if budget_usd is None and batch.budget_reached:
@@ -66,6 +72,8 @@ def retry_rows(store: BatchStore, queue: StepQueue, batch: Batch, statuses: Sequ
     if rows == 0:
         raise Conflict("The batch has no rows with these statuses to run again.", code="NOTHING_TO_RETRY",
                        details={"statuses": list(statuses)})
+    if check_active is not None:
+        check_active()
     at = now()
     runs = [dict(r) for r in batch.runs] or [{"run": 1, "startedAt": batch.started_at, "completedAt": None,
                                               "statuses": None, "rows": batch.total_items}]

@@ -20,7 +20,8 @@ import requests
 from bson import ObjectId
 
 from lib.chat.record import answer_fields, interaction_doc
-from lib.chat.stages.base import Blocked
+from lib.chat.stages.base import Blocked, StageRecord
+from lib.chat.stages.outcome import tokens_by_stage
 from lib.chat.stages.pipeline import PipelineOptions, Turn, run_pipeline
 from lib.errors import BadRequest, NotFound, UnprocessableEntity, UpstreamError
 from lib.models import PromptOverride, User
@@ -190,12 +191,16 @@ class ChatProcessingService:
                 "The assistant does not answer this question.", code="BLOCKED",
                 details={"blockedBy": block.by.value, "fallbackUrl": block.fallback_url},
             )
-        usage = [r.usage for r in block.trace] + [block.usage]
+        # The trace holds every stage that ran, the refusing one included (its usage is `block.usage`):
+        # priced by stage, by the model each one called.
+        trace = block.trace or (StageRecord(block.stage, 0, block.usage),)
+        models = [r.usage.model for r in trace if r.usage.model]
         return ChatResult(
             chat_id=chat_id, interaction_id=str(interaction_oid), answer=None, citation_url=None,
-            redacted_question=block.masked_text, model="", input_tokens=sum(u.input_tokens for u in usage),
-            output_tokens=sum(u.output_tokens for u in usage), response_time_ms=_ms_since(started), created=False,
-            blocked_by=block.by.value, fallback_url=block.fallback_url,
+            redacted_question=block.masked_text, model=models[-1] if models else "",
+            input_tokens=sum(r.usage.input_tokens for r in trace), output_tokens=sum(r.usage.output_tokens for r in trace),
+            response_time_ms=_ms_since(started), created=False, blocked_by=block.by.value,
+            fallback_url=block.fallback_url, tokens_by_stage=tokens_by_stage(trace),
         )
 
     def _options(self, overrides: list[PromptOverride]) -> PipelineOptions:

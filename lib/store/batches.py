@@ -117,6 +117,14 @@ class BatchStore:
         with translate_errors():
             yield from self.items.find({"batchId": batch_id}, projection).batch_size(5000)
 
+    def rows_at(self, batch_id: ObjectId, row_indexes: Sequence[int], fields: str) -> list[dict[str, Any]]:
+        """The batch's items at these row indexes (exact keys on (batchId, rowIndex)), with a small projection."""
+        if not row_indexes:
+            return []
+        with translate_errors():
+            return list(self.items.find({"batchId": batch_id, "rowIndex": {"$in": list(row_indexes)}},
+                                        _PROJECTIONS[fields]))
+
     def references_of(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The references of rows just claimed, in one read (they are not carried by the plan)."""
         if not item_ids:
@@ -466,14 +474,20 @@ class BatchStore:
                         raise
 
     def advance_ingest(self, batch_id: ObjectId, owner: str, *, done: int, upto: int, inserted: int, blocked: int,
-                       now: datetime) -> bool:
-        """Move the ingestion's mark from `done` to `upto` (once: compare-and-set on the mark and the lease)."""
+                       now: datetime, warnings: Sequence[dict[str, Any]] = (), keep_warnings: int = 100) -> bool:
+        """Move the ingestion's mark from `done` to `upto` (once: compare-and-set on the mark and the lease).
+
+        The chunk's row warnings join the batch's in the same write (the first `keep_warnings`
+        kept, all counted), so a chunk written again after a crash adds none twice.
+        """
+        update: dict[str, Any] = {"$set": {"ingest.nextIndex": upto, "heartbeatAt": now, "updatedAt": now},
+                                  "$inc": {"ingestedItems": inserted, "blockedItems": blocked}}
+        if warnings:
+            update["$push"] = {"warnings": {"$each": list(warnings), "$slice": keep_warnings}}
+            update["$inc"]["warningCount"] = len(warnings)
         with translate_errors():
             result = self.batches.update_one(
-                {"_id": batch_id, "leaseOwner": owner, "ingest.nextIndex": done},
-                {"$set": {"ingest.nextIndex": upto, "heartbeatAt": now, "updatedAt": now},
-                 "$inc": {"ingestedItems": inserted, "blockedItems": blocked}},
-            )
+                {"_id": batch_id, "leaseOwner": owner, "ingest.nextIndex": done}, update)
         return result.modified_count == 1
 
     def finish_ingest(self, batch_id: ObjectId, owner: str, now: datetime) -> BatchStatus | None:

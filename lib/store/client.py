@@ -83,6 +83,8 @@ class Store:
         self.batches.create_index([("deletingAt", ASCENDING)], sparse=True)  # deletions left half-way (sweep)
         self.batch_items.create_index([("batchId", ASCENDING), ("rowIndex", ASCENDING)], unique=True)
         self.batch_items.create_index([("batchId", ASCENDING), ("status", ASCENDING)])
+        # a conversation's latest turn before this one (ai-answers: the state a step takes up)
+        self.batch_items.create_index([("batchId", ASCENDING), ("chatKey", ASCENDING), ("turn", ASCENDING)])
         self.rate_events.create_index([("expiresAt", ASCENDING)], expireAfterSeconds=0)
         self.storage_objects.create_index([("expiresOn", ASCENDING)])
         self.storage_objects.create_index([("uploadId", ASCENDING)])
