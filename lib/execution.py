@@ -361,6 +361,7 @@ class _Step:
                                  input_tokens=result.input_tokens, output_tokens=result.output_tokens)
         fields = {"status": ItemStatus.BLOCKED.value, "attempts": attempt, "blockedBy": result.blocked_by,
                   "fallbackUrl": result.fallback_url, "question": result.redacted_question, "original": original,
+                  "model": result.model or None,
                   "tokens": {"input": result.input_tokens, "output": result.output_tokens, "byStage": by_stage},
                   "cost": cost.to_doc(), "analysis": nested(analysis.columns),
                   "responseTimeMs": int(elapsed * 1000), "finishedAt": e.now(), "error": None}
