@@ -45,13 +45,13 @@ function count(value) {
 /**
  * What became of a batch's rows: `answered` (processedItems), `blocked` (blockedItems,
  * absent on older servers), `failed`, `cancelled`, the rows still `waiting`, their sum
- * `done`, the `total` (rows × trials) and `percent` (0–100, rounded down, so 100 means
+ * `done`, the `total` (totalItems: the server counts every trial of every row) and `percent` (0–100, rounded down, so 100 means
  * every row is settled). Counters are clamped in that order so that they never add up
  * to more than the total, even when the server's counters overshoot for a moment.
  */
 export function batchProgress(batch) {
   const trials = Number.isInteger(batch.trials) && batch.trials > 1 ? batch.trials : 1;
-  const total = count(batch.totalItems) * trials;
+  const total = count(batch.totalItems);
   let room = total;
   const take = (value) => {
     const n = Math.min(count(value), room);

@@ -91,8 +91,8 @@ describe('batchProgress', () => {
     expect(batchProgress({ totalItems: 1000, processedItems: 999 }).percent).toBe(99);
   });
 
-  it('counts every trial of every row when a batch runs several trials', () => {
-    expect(batchProgress({ totalItems: 10, trials: 3, processedItems: 15 })).toMatchObject({
+  it('takes totalItems as every trial of every row when a batch runs several trials', () => {
+    expect(batchProgress({ totalItems: 30, trials: 3, processedItems: 15 })).toMatchObject({
       total: 30,
       done: 15,
       percent: 50,

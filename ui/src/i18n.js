@@ -49,6 +49,11 @@ const en = {
   'upload.overrides': 'Apply my active prompt overrides',
   'upload.overridesHint':
     'Every row is answered with the prompt overrides you have turned on in AI Answers (your own wording of the assistant’s instructions). Leave it unchecked to use the standard prompts.',
+  'upload.pipeline': 'Answers from',
+  'upload.pipelineHint':
+    'This service’s own pipeline, or the deployed AI Answers this deployment is connected to (each row is sent to it as a chat message).',
+  'upload.pipeline.local': 'This service’s pipeline',
+  'upload.pipeline.ai-answers': 'The deployed AI Answers',
   'upload.concurrency': 'Rows at once',
   'upload.concurrencyHint':
     'How many rows (or conversations) are answered at the same time; higher is faster but uses more of the provider’s quota. From 1 to {max}.',
@@ -365,7 +370,7 @@ const en = {
   'error.BASELINE_NEEDS_FILE': 'A baseline comparison needs the file itself, not a large-file upload.',
   'error.NOTHING_TO_RETRY': 'The batch has no rows with these statuses to run again.',
   'error.INVALID_STATUSES': 'Choose the rows to run again: failed and/or cancelled.',
-  'error.BATCH_ACTIVE': 'The batch is still running: cancel it and wait until it has stopped before deleting it.',
+  'error.BATCH_ACTIVE': 'The batch is still running: wait until it has finished (or cancel it) before deleting it or running its rows again.',
   'error.INVALID_PAGE': 'The page of results asked for is not valid (offset from 0, limit from 1 to 500).',
   'error.INVALID_FILTER': 'A filter or search of the results is not valid.',
   'error.INVALID_SORT': 'The results can be sorted by row number or response time only.',
@@ -540,6 +545,11 @@ const fr = {
   'upload.overrides': 'Appliquer mes remplacements de requêtes actifs',
   'upload.overridesHint':
     'Chaque ligne reçoit une réponse avec les remplacements de requêtes que vous avez activés dans Réponses IA (votre propre formulation des instructions de l’assistant). Laissez la case décochée pour utiliser les requêtes standard.',
+  'upload.pipeline': 'Source des réponses',
+  'upload.pipelineHint':
+    'Le pipeline de ce service, ou le déploiement de Réponses IA auquel ce déploiement est relié (chaque ligne lui est envoyée comme un message de clavardage).',
+  'upload.pipeline.local': 'Le pipeline de ce service',
+  'upload.pipeline.ai-answers': 'Le déploiement de Réponses IA',
   'upload.concurrency': 'Lignes simultanées',
   'upload.concurrencyHint':
     'Combien de lignes (ou de conversations) reçoivent une réponse en même temps; plus c’est élevé, plus c’est rapide, mais plus le quota du fournisseur est utilisé. De 1 à {max}.',
@@ -859,7 +869,7 @@ const fr = {
   'error.BASELINE_NEEDS_FILE': 'Une comparaison avec un lot de référence demande le fichier lui-même, pas un téléversement de gros fichier.',
   'error.NOTHING_TO_RETRY': 'Le lot n’a aucune ligne avec ces statuts à relancer.',
   'error.INVALID_STATUSES': 'Choisissez les lignes à relancer : en échec et/ou annulées.',
-  'error.BATCH_ACTIVE': 'Le lot est encore en cours : annulez-le et attendez qu’il soit arrêté avant de le supprimer.',
+  'error.BATCH_ACTIVE': 'Le lot est encore en cours : attendez qu’il soit terminé (ou annulez-le) avant de le supprimer ou d’en relancer les lignes.',
   'error.INVALID_PAGE': 'La page de résultats demandée n’est pas valide (décalage à partir de 0, limite de 1 à 500).',
   'error.INVALID_FILTER': 'Un filtre ou une recherche dans les résultats n’est pas valide.',
   'error.INVALID_SORT': 'Les résultats se trient seulement par numéro de ligne ou par temps de réponse.',

@@ -1,7 +1,8 @@
 // One batch in the list: name, status, what became of its rows (one segmented progress
 // bar and its legend), time left or duration, and its actions: download CSV, Excel or
 // JSON, view results, and cancel (after an in-page confirmation) while it is queued or
-// processing. A cancelling batch says that its rows in flight are finishing.
+// processing. A cancelling batch says that its rows in flight are finishing; a batch
+// being deleted (`deleting`: a deletion left half-way) offers only to finish deleting it.
 
 import { useRef, useState } from 'react';
 import { cancelBatch, deleteBatch, downloadResults, getStatus } from '../api.js';
@@ -22,6 +23,9 @@ import { useLanguage } from '../LanguageContext.jsx';
 import ConfirmDialog from './ConfirmDialog.jsx';
 import ProgressBar from './ProgressBar.jsx';
 import ResultsTable from './ResultsTable.jsx';
+import CompareView from './CompareView.jsx';
+import RetryButton from './RetryButton.jsx';
+import SummaryPanel from './SummaryPanel.jsx';
 
 const DOWNLOADS = [
   ['csv', 'batch.downloadCsv'],
@@ -44,6 +48,7 @@ export default function BatchCard({ batch, pollError, onUpdate, onDeleted = () =
   const heading = useRef(null);
 
   const { batchId, status } = batch;
+  const beingDeleted = Boolean(batch.deleting);
   const name = batch.name || batchId;
   const progress = batchProgress(batch);
   const summary = progressSummary(batch);
@@ -58,8 +63,10 @@ export default function BatchCard({ batch, pollError, onUpdate, onDeleted = () =
     done: number(progress.done),
     total: number(progress.total),
   });
+  // totalItems counts every trial of every row: the file's rows are that over the trials.
+  const rows = Math.round(progress.total / progress.trials);
   const trialsNote =
-    progress.trials > 1 ? t('batch.trials', { rows: number(batch.totalItems), trials: number(progress.trials) }) : null;
+    progress.trials > 1 ? t('batch.trials', { rows: number(rows), trials: number(progress.trials) }) : null;
 
   const refreshStatus = async () => {
     try {
@@ -194,8 +201,14 @@ export default function BatchCard({ batch, pollError, onUpdate, onDeleted = () =
         </p>
       )}
 
+      {beingDeleted && (
+        <p className="notice notice--warning" data-testid="batch-being-deleted">
+          {t('batch.beingDeleted')}
+        </p>
+      )}
+
       <div className="batch__actions">
-        {DOWNLOADS.map(([format, key]) => (
+        {!beingDeleted && DOWNLOADS.map(([format, key]) => (
           <button
             key={format}
             type="button"
@@ -207,16 +220,18 @@ export default function BatchCard({ batch, pollError, onUpdate, onDeleted = () =
             {t(key)}
           </button>
         ))}
-        <button
-          type="button"
-          className="button button--secondary"
-          aria-describedby={headingId}
-          aria-expanded={showResults}
-          aria-controls={showResults ? resultsId : undefined}
-          onClick={() => setShowResults((shown) => !shown)}
-        >
-          {showResults ? t('batch.hideResults') : t('batch.viewResults')}
-        </button>
+        {!beingDeleted && (
+          <button
+            type="button"
+            className="button button--secondary"
+            aria-describedby={headingId}
+            aria-expanded={showResults}
+            aria-controls={showResults ? resultsId : undefined}
+            onClick={() => setShowResults((shown) => !shown)}
+          >
+            {showResults ? t('batch.hideResults') : t('batch.viewResults')}
+          </button>
+        )}
         {canCancel(status) && (
           <button
             type="button"
@@ -237,12 +252,16 @@ export default function BatchCard({ batch, pollError, onUpdate, onDeleted = () =
             data-testid="batch-delete"
             onClick={() => !deleting && setConfirmingDelete(true)}
           >
-            {deleting ? t('batch.deleting') : t('batch.delete')}
+            {deleting ? t('batch.deleting') : t(beingDeleted ? 'batch.finishDelete' : 'batch.delete')}
           </button>
         )}
       </div>
 
-      {showResults && <ResultsTable batchId={batchId} name={name} active={isActive(status)} />}
+      {!beingDeleted && <RetryButton batch={batch} onUpdate={onUpdate} />}
+      {!beingDeleted && <SummaryPanel batch={batch} />}
+      {!beingDeleted && <CompareView batch={batch} />}
+
+      {showResults && !beingDeleted && <ResultsTable batchId={batchId} name={name} active={isActive(status)} />}
 
       {confirming && (
         <ConfirmDialog

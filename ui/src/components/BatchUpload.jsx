@@ -16,13 +16,16 @@ import { errorSentence } from '../errors.js';
 import { formatBytes, formatCount } from '../format.js';
 import { providerName } from '../i18n.js';
 import { useLanguage } from '../LanguageContext.jsx';
+import { DEFAULT_EVALUATION, EVALUATION_FIELD_IDS, analyzersOffered, appendEvaluationFields, maxTrialsOf, validateEvaluation } from '../evaluation.js';
+import EvaluationFields from './EvaluationFields.jsx';
+import PipelineChoice, { appendPipeline, pipelineValue } from './PipelineChoice.jsx';
 import { MAX_CONCURRENCY, MAX_UPLOAD_BYTES, goesDirect, nameFromFile, validateUpload } from '../validation.js';
 import { normalizeWarning, warningRows, warningSentence } from '../warnings.js';
 
 export const AI_PROVIDERS = ['offline', 'openai', 'azure', 'anthropic'];
 export const SEARCH_PROVIDERS = ['offline', 'google', 'canadaca'];
 const ACCEPT = '.csv,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
-const FIELD_IDS = { file: 'upload-file', batchName: 'upload-name', concurrency: 'upload-concurrency' };
+const FIELD_IDS = { file: 'upload-file', batchName: 'upload-name', concurrency: 'upload-concurrency', ...EVALUATION_FIELD_IDS };
 const DEFAULT_MAX_ROWS = 10_000; // MAX_BATCH_ROWS by default (lib/settings.py)
 
 /** The upload limits of this deployment (GET /api/batch/options), with the request cap as the default. */
@@ -88,6 +91,8 @@ export default function BatchUpload({ onCreated, onShowBatch, options = null }) 
   const [searchProvider, setSearchProvider] = useState('offline');
   const [applyOverrides, setApplyOverrides] = useState(false);
   const [concurrency, setConcurrency] = useState('');
+  const [pipeline, setPipeline] = useState('local');
+  const [evaluation, setEvaluation] = useState(DEFAULT_EVALUATION);
   const edited = useRef({ ai: false, search: false, concurrency: false });
   const [problems, setProblems] = useState([]);
   const [submitting, setSubmitting] = useState(false);
@@ -152,6 +157,7 @@ export default function BatchUpload({ onCreated, onShowBatch, options = null }) 
       { file, batchName, concurrency, maxConcurrency, maxBytes: limits.maxBytes, maxDirectBytes: limits.maxDirectBytes },
       lang,
     );
+    found.push(...validateEvaluation(evaluation, { maxTrials: maxTrialsOf(options), analyzers: analyzersOffered(options) }));
     setProblems(found);
     if (found.length > 0) return;
     setSubmitting(true);
@@ -170,7 +176,7 @@ export default function BatchUpload({ onCreated, onShowBatch, options = null }) 
         uploadId = presigned.uploadId;
       }
       const result = await createBatch(
-        buildCreateForm({
+        appendPipeline(appendEvaluationFields(buildCreateForm({
           file,
           uploadId,
           batchName: batchName.trim(),
@@ -179,7 +185,7 @@ export default function BatchUpload({ onCreated, onShowBatch, options = null }) 
           lang,
           applyOverrides,
           concurrency: concurrency.trim(),
-        }),
+        }), evaluation), pipelineValue(options, pipeline)),
       );
       setCreated({ ...result, name: batchName.trim() });
       setWarnings(Array.isArray(result?.warnings) ? result.warnings.map(normalizeWarning) : []);
@@ -336,6 +342,8 @@ export default function BatchUpload({ onCreated, onShowBatch, options = null }) 
           />
         </div>
 
+        <PipelineChoice options={options} value={pipeline} onChoose={setPipeline} />
+
         <div className={`field${concurrencyProblem ? ' field--invalid' : ''}`}>
           <label htmlFor="upload-concurrency">{t('upload.concurrency')}</label>
           <p id="upload-concurrency-hint" className="field__hint">
@@ -380,6 +388,8 @@ export default function BatchUpload({ onCreated, onShowBatch, options = null }) 
             {t('upload.overridesHint')}
           </p>
         </div>
+
+        <EvaluationFields values={evaluation} onChange={setEvaluation} options={options} problems={problems} />
 
         <button type="submit" className="button" disabled={submitting} aria-busy={submitting || undefined}>
           {submitting ? t('upload.submitting') : t('upload.submit')}

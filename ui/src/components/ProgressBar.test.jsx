@@ -41,7 +41,7 @@ describe('the progress bar', () => {
   it('notes the trials when a batch runs several', () => {
     renderPage(
       <ProgressBar
-        progress={batchProgress({ totalItems: 10, trials: 3, processedItems: 6 })}
+        progress={batchProgress({ totalItems: 30, trials: 3, processedItems: 6 })}
         status="processing"
         label="P"
         legendLabel="L"
