@@ -114,11 +114,11 @@ class Target:
 
 def resolve_target(url: str | None, token: str | None, user: str, stack_file: Path, env: Mapping[str, str]) -> Target:
     """URL and token from the options, else the environment, else the local stack's info file."""
-    url, token = url or env.get("AI_ANSWERS_URL"), token or env.get("AI_ANSWERS_TOKEN")
+    url, token = url or env.get("BATCH_SERVICE_URL"), token or env.get("BATCH_SERVICE_TOKEN")
     if url and token:
         return Target(url.rstrip("/"), token)
     if url or token:
-        raise UsageError("Give both --url and --token (or AI_ANSWERS_URL and AI_ANSWERS_TOKEN), "
+        raise UsageError("Give both --url and --token (or BATCH_SERVICE_URL and BATCH_SERVICE_TOKEN), "
                          "or neither to use the local stack.")
     try:
         info = json.loads(stack_file.read_text(encoding="utf-8"))
@@ -512,8 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser: `run`, `status`, `results` and `cancel`."""
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_argument_group("where to connect (default: the local stack's .local/stack.json)")
-    where.add_argument("--url", help="API base URL (or AI_ANSWERS_URL)")
-    where.add_argument("--token", help="bearer token (or AI_ANSWERS_TOKEN)")
+    where.add_argument("--url", help="API base URL (or BATCH_SERVICE_URL)")
+    where.add_argument("--token", help="bearer token (or BATCH_SERVICE_TOKEN)")
     where.add_argument("--user", default="partner", help="local stack user whose token to use (default: partner)")
     where.add_argument("--stack-file", type=Path, default=DEFAULT_STACK_FILE, help="local stack info file")
     parser = argparse.ArgumentParser(prog="python -m lib.cli", description="Run AI Answers batches from the shell.")

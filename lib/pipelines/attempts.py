@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
+from pymongo import DESCENDING
 
 from lib.models import ItemStatus
 from lib.pipelines.conversation import ConversationState
@@ -62,16 +63,14 @@ class AttemptLog:
     def state_before(self, batch_id: str, chat_key: str, turn: int) -> ConversationState | None:
         """The conversation's state after its latest turn before `turn` (None: nothing was sent yet).
 
-        Read only when a step takes a conversation up with no state in memory: the rows of
-        each status are found on the (batchId, status) index and filtered by conversation.
+        Read only when a step takes a conversation up with no state in memory. The query
+        names only the (batchId, chatKey, turn) index's fields: with the status and state
+        conditions in it too, SecantusDB scans the whole collection instead. A conversation
+        has a few turns, so they are filtered here, newest first.
         """
-        best: tuple[int, dict[str, Any]] | None = None
+        query = {"batchId": ObjectId(batch_id), "chatKey": chat_key, "turn": {"$lt": turn}}
         with translate_errors():
-            for status in _RAN:
-                for doc in self.items.find({"batchId": ObjectId(batch_id), "status": status, "chatKey": chat_key},
-                                           {"turn": 1, "upstream": 1}):
-                    earlier = doc.get("turn")
-                    if doc.get("upstream") and isinstance(earlier, int) and earlier < turn and (
-                            best is None or earlier > best[0]):
-                        best = (earlier, doc["upstream"])
-        return ConversationState.from_doc(best[1]) if best else None
+            for doc in self.items.find(query, {"status": 1, "upstream": 1}).sort("turn", DESCENDING):
+                if doc.get("status") in _RAN and doc.get("upstream"):
+                    return ConversationState.from_doc(doc["upstream"])
+        return None

@@ -66,9 +66,15 @@ def cli(*args: str | Path, cwd: Path, env: dict[str, str] | None = None,
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This environment with the repository on the path and no AI_ANSWERS_* of the caller's leaking in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AI_ANSWERS_")}
+    """This environment with the repository on the path and no BATCH_SERVICE_* of the caller's leaking in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCH_SERVICE_")}
     return {**env, "PYTHONPATH": str(ROOT), **(extra or {})}
+
+
+def last_progress(stderr: str) -> str:
+    """The run's last progress line: the one just before the summary the CLI prints at the end."""
+    lines = stderr.splitlines()
+    return lines[next(i for i, line in enumerate(lines) if line.startswith("Summary:")) - 1]
 
 
 def against(stack: RunningStack, user: str = "partner") -> list[str]:
@@ -107,7 +113,7 @@ def test_run_writes_results_in_input_order_with_the_original_columns_first(
     assert_result_columns(columns)
     assert_rows_match_input(rows, read_input(conversations))
     assert "Batch " in done.stderr and "10 rows queued" in done.stderr
-    assert "10/10 rows" in done.stderr.splitlines()[-1] and "processed" in done.stderr.splitlines()[-1]
+    assert "10/10 rows" in last_progress(done.stderr) and "processed" in last_progress(done.stderr)
 
 
 def test_run_finds_the_local_stack_through_its_info_file(
@@ -136,7 +142,7 @@ def test_xlsx_results_hold_the_same_rows_as_the_input(
 def test_status_and_results_commands_read_a_finished_batch_with_the_token_from_the_environment(
     fast_stack: RunningStack, conversations: Path, tmp_path: Path
 ) -> None:
-    env = {"AI_ANSWERS_URL": fast_stack.base_url, "AI_ANSWERS_TOKEN": fast_stack.tokens["partner"]}
+    env = {"BATCH_SERVICE_URL": fast_stack.base_url, "BATCH_SERVICE_TOKEN": fast_stack.tokens["partner"]}
     run = cli("run", conversations, "--lang", "fr", "--format", "json", cwd=tmp_path, env=env)
     assert run.returncode == 0, run.stderr
     batch_id = json.loads(Path(run.stdout.strip()).read_text())["batchId"]
@@ -158,7 +164,7 @@ def test_a_batch_whose_rows_fail_exits_1_and_still_writes_the_results(
     done = cli("run", conversations, "--lang", "en", "--ai", "openai", *against(fast_stack), cwd=tmp_path)
 
     assert done.returncode == 1, done.stderr
-    assert "completed_with_errors" in done.stderr.splitlines()[-1]
+    assert "completed_with_errors" in last_progress(done.stderr)
     columns, rows = read_csv(tmp_path / "conversations-results.csv")
     assert_result_columns(columns)
     assert [row["ticket"] for row in rows] == [row["ticket"] for row in read_input(conversations)]

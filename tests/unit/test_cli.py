@@ -51,12 +51,12 @@ def stack_file(tmp_path: Path) -> Path:
 
 
 def test_options_win_over_the_environment(stack_file: Path) -> None:
-    env = {"AI_ANSWERS_URL": "https://env.example", "AI_ANSWERS_TOKEN": "E"}
+    env = {"BATCH_SERVICE_URL": "https://env.example", "BATCH_SERVICE_TOKEN": "E"}
     assert resolve_target("https://opt.example/", "O", "partner", stack_file, env) == Target("https://opt.example", "O")
 
 
 def test_the_environment_is_used_when_no_option_is_given(stack_file: Path) -> None:
-    env = {"AI_ANSWERS_URL": "https://env.example", "AI_ANSWERS_TOKEN": "E"}
+    env = {"BATCH_SERVICE_URL": "https://env.example", "BATCH_SERVICE_TOKEN": "E"}
     assert resolve_target(None, None, "partner", stack_file, env) == Target("https://env.example", "E")
 
 
@@ -372,7 +372,7 @@ def run(tmp_path: Path, statuses: list[Any], name: str = "questions.csv",
 
 
 def test_a_finished_run_writes_the_results_and_prints_each_warnings_message(tmp_path: Path) -> None:
-    code, api, err = run(tmp_path, [RUNNING, FINISHED])
+    code, _api, err = run(tmp_path, [RUNNING, FINISHED])
 
     assert code == 1  # completed_with_errors
     assert (tmp_path / "out.csv").read_bytes() == PARTIAL_CSV
