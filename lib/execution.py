@@ -424,10 +424,10 @@ class _Step:
         now = e.now()
         if not e.batches.has_items_with_status(self.oid, ItemStatus.PENDING) and \
                 not e.batches.has_items_with_status(self.oid, ItemStatus.PROCESSING):
-            counts = e.batches.count_by_status(self.oid)
+            counts, spent = e.batches.tally(self.oid)
             done = final_status(counts)
             if done is not None:
-                self._finalise(counts, done, now)
+                self._finalise(counts, done, now, spent)
                 return self.outcome
         e.batches.release_lease(self.oid, self.owner, now)
         delay = self._next_delay(now)
@@ -460,7 +460,8 @@ class _Step:
                 break
         now = e.now()
         if not more and not e.batches.has_items_with_status(self.oid, ItemStatus.PROCESSING):
-            self._finalise(e.batches.count_by_status(self.oid), BatchStatus.CANCELLED, now)
+            counts, spent = e.batches.tally(self.oid)
+            self._finalise(counts, BatchStatus.CANCELLED, now, spent)
             return self.outcome
         # Out of time with pending rows left: go on at once (a claim that raced the end of
         # this step is an orphan for the next one).
@@ -470,9 +471,11 @@ class _Step:
         self.outcome.action = "settling"
         return self.outcome
 
-    def _finalise(self, counts: dict[str, int], status: BatchStatus, now: datetime) -> None:
+    def _finalise(self, counts: dict[str, int], status: BatchStatus, now: datetime,
+                  spent: dict[str, float] | None = None) -> None:
         interactions = self.e.batches.succeeded_interaction_ids(self.oid)
-        self.e.batches.finalise(self.oid, counts=counts, interactions=interactions, status=status, now=now)
+        self.e.batches.finalise(self.oid, counts=counts, interactions=interactions, status=status, now=now,
+                                spent=spent)
         self.outcome.action = "finalised"
         log.info("batch=%s finalised status=%s counts=%s", self.batch.id, status.value, counts)
 

@@ -152,11 +152,26 @@ class BatchStore:
 
     def count_by_status(self, batch_id: ObjectId) -> dict[str, int]:
         """Rows by status, counted from the items (the source of truth): once, at finalisation."""
+        return self.tally(batch_id)[0]
+
+    def tally(self, batch_id: ObjectId) -> tuple[dict[str, int], dict[str, float]]:
+        """Rows by status and what the recorded rows spent, from the items, in one pass.
+
+        The live totals grow in the flush's counter write, which comes after the rows'
+        own; a step that dies between the two leaves them short, so finalisation writes
+        these sums instead (as it does the counters).
+        """
         with translate_errors():
-            groups = self.items.aggregate(
-                [{"$match": {"batchId": batch_id}}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
-            )
-            return {g["_id"]: g["n"] for g in groups}
+            groups = list(self.items.aggregate([
+                {"$match": {"batchId": batch_id}},
+                {"$group": {"_id": "$status", "n": {"$sum": 1}, "input": {"$sum": "$cost.inputTokens"},
+                            "output": {"$sum": "$cost.outputTokens"}, "usd": {"$sum": "$cost.usd"}}},
+            ]))
+        counts = {g["_id"]: g["n"] for g in groups}
+        spent = {"inputTokens": sum(int(g.get("input") or 0) for g in groups),
+                 "outputTokens": sum(int(g.get("output") or 0) for g in groups),
+                 "estimatedCostUsd": round(sum(float(g.get("usd") or 0) for g in groups), 8)}
+        return counts, spent
 
     def succeeded_interaction_ids(self, batch_id: ObjectId) -> list[ObjectId]:
         with translate_errors():
@@ -245,9 +260,11 @@ class BatchStore:
         interactions: list[ObjectId],
         status: BatchStatus,
         now: datetime,
+        spent: dict[str, float] | None = None,
     ) -> None:
-        """Write counters recomputed from the items and the final status (once: only a running batch)."""
+        """Write counters (and spend) recomputed from the items and the final status (once: only a running batch)."""
         update: dict[str, Any] = {
+            **(spent or {}),
             "processedItems": counts.get(ItemStatus.SUCCEEDED.value, 0),
             "failedItems": counts.get(ItemStatus.FAILED.value, 0),
             "blockedItems": counts.get("blocked", 0),

@@ -5,6 +5,7 @@ warnings are kept with the batch. Steps are driven by hand with the recording qu
 from __future__ import annotations
 
 import pytest
+from bson import ObjectId
 
 from lib.errors import TooManyRequests
 from tests.integration.test_evaluation_runs import QUESTIONS, items, make_services, questions_csv, run, upload
@@ -101,3 +102,26 @@ def test_a_files_row_warnings_are_kept_with_the_batch_and_shown_in_its_status(en
     assert status["warnings"] == created["warnings"]
     assert status["warningCount"] == len(created["warnings"])
     assert "warnings" not in services.batches.list(users["partner"])[0]
+
+
+def test_finalisation_writes_the_spend_recounted_from_the_rows_when_the_live_totals_fell_short(env, queue, users,
+                                                                                                stub):
+    # The live totals grow in the flush's counter write, after the rows' own: a step that dies
+    # between the two leaves rows recorded with their cost and the batch's totals short. The
+    # database is put in that state by hand, then the batch's last run must write the sums.
+    services = make_services(env, queue, MAX_ATTEMPTS="1")
+    stub.rule(lambda r: Fault.status(503) if r.stage == "answer" and "employment" in r.question else None)
+    batch_id = upload(services, users["partner"], questions_csv())["batchId"]
+    run(services, queue, batch_id)
+    stub.rule(None)
+    services.store.batches.update_one({"_id": ObjectId(batch_id)},
+                                      {"$set": {"inputTokens": 0, "outputTokens": 0, "estimatedCostUsd": 0.0}})
+    services.batches.retry(users["partner"], {"batchId": batch_id})
+    run(services, queue, batch_id)
+
+    batch = services.batch_store.get(batch_id)
+    rows = items(services, batch_id)
+    assert batch.status.value == "processed" and all(d["status"] == "succeeded" for d in rows)
+    assert batch.input_tokens == sum(d["cost"]["inputTokens"] for d in rows) > 0
+    assert batch.output_tokens == sum(d["cost"]["outputTokens"] for d in rows) > 0
+    assert batch.estimated_cost_usd == pytest.approx(sum(d["cost"]["usd"] for d in rows), abs=1e-6)
