@@ -106,6 +106,13 @@ class Upload:
     concurrency: int
     name: str = "bench"
     filename: str = "questions.csv"
+    trials: int = 1  # an evaluation run: each question this many times, each trial its own items
+    analyzers: str = ""  # comma list, run inside each row's claim
+
+    def fields(self) -> dict[str, Any]:
+        """The create form's evaluation fields (none for a plain batch)."""
+        return {**({"trials": self.trials} if self.trials > 1 else {}),
+                **({"analyzers": self.analyzers} if self.analyzers else {})}
 
 
 @dataclass
@@ -128,6 +135,7 @@ class BatchRun:
     db_calls: Counter[tuple[str, str]] = field(default_factory=Counter)  # by (command, collection)
     db_millis: Counter[tuple[str, str]] = field(default_factory=Counter)  # time the app waited, summed
     stub_requests: int = 0
+    stub_by_stage: Counter[str] = field(default_factory=Counter)  # AI calls by pipeline stage or judge
     stub_max_in_flight: int = 0
     stub_rate_limited: int = 0  # 429s the stub answered
     stub_max_in_window: int | None = None  # most accepted calls in one RPM window
@@ -138,6 +146,11 @@ class BatchRun:
     @property
     def batches(self) -> int:
         return len(self.batch_ids)
+
+    @property
+    def judge_requests(self) -> int:
+        """AI calls the analyzers' judges made (stage `analyzer.<name>`)."""
+        return sum(n for stage, n in self.stub_by_stage.items() if stage.startswith("analyzer."))
 
     @property
     def db_per_row(self) -> float:
@@ -330,7 +343,8 @@ class BenchStack:
         for upload in uploads:
             sent = time.perf_counter()
             response = self.app.upload("partner", upload.content, filename=upload.filename, batchName=upload.name,
-                                       aiProvider=ai, searchProvider=search, concurrency=upload.concurrency)
+                                       aiProvider=ai, searchProvider=search, concurrency=upload.concurrency,
+                                       **upload.fields())
             create_seconds = time.perf_counter() - sent
             if response.status_code != 202:
                 raise RuntimeError(f"create answered {response.status_code}: {response.text[:300]}")
@@ -366,6 +380,7 @@ class BenchStack:
             db_calls=calls_after - calls_before,
             db_millis=millis_after - millis_before,
             stub_requests=stub["requests"],
+            stub_by_stage=Counter(stub.get("byStage") or {}),
             stub_max_in_flight=stub["maxInFlight"],
             stub_rate_limited=stub["rateLimited"],
             stub_max_in_window=stub["maxInWindow"],

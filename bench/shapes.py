@@ -7,6 +7,10 @@ of one turn is an independent row (no `chatId`), longer ones share a `chatId`.
 - B: conversations of 6 turns only.
 - C: a mix: blocks of 6 independent rows, each followed by a 6-turn conversation, so
   conversations start all through the file (the last one near its end).
+
+An evaluation run (`trials`, `analyzers`) runs the same file: `with_trials` is the shape the
+engine then schedules (each trial of a conversation its own chat, next to the others), and
+each row makes one more model call per judge analyzer (`judge_calls`).
 """
 
 from __future__ import annotations
@@ -60,17 +64,36 @@ def shape_c(rows: int) -> Shape:
 
 
 SHAPES = {"A": shape_a, "B": shape_b, "C": shape_c}
+# Analyzers that ask a model (one call per answered row each); the rules-only ones ask none.
+JUDGE_ANALYZERS = ("similar-answer", "expert-scorer")
 
 
-def csv_bytes(shape: Shape, *, extra_columns: int = 0, filler: str = "") -> bytes:
+def with_trials(shape: Shape, trials: int) -> Shape:
+    """The items the engine schedules for `trials` runs of the file: each conversation `trials`
+    times, in chats of their own, next to each other (items are in row order, then trial)."""
+    if trials <= 1:
+        return shape
+    return Shape(shape.name, f"{shape.description}, x {trials} trials",
+                 tuple(turns for turns in shape.conversations for _ in range(trials)))
+
+
+def judge_calls(analyzers: str | tuple[str, ...]) -> int:
+    """Model calls the analyzers add to an answered row that has a reference: one per judge."""
+    names = analyzers.split(",") if isinstance(analyzers, str) else analyzers
+    return sum(1 for name in {n.strip() for n in names} if name in JUDGE_ANALYZERS)
+
+
+def csv_bytes(shape: Shape, *, extra_columns: int = 0, filler: str = "", references: bool = False) -> bytes:
     """The batch file: QUESTION, chatId (empty for independent rows), URL, and optional extra columns.
 
     Every turn of a conversation is written in file order (turn 1, 2, ...); conversations
-    follow one another as in an export of chat logs.
+    follow one another as in an export of chat logs. `references` adds a `referenceAnswer`
+    to every row, so that each judge analyzer asks its model on every answered row.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["QUESTION", "chatId", "URL"] + [f"note{n}" for n in range(extra_columns)])
+    writer.writerow(["QUESTION", "chatId", "URL"] + [f"note{n}" for n in range(extra_columns)]
+                    + (["referenceAnswer"] if references else []))
     row = 0
     for number, turns in enumerate(shape.conversations):
         label = f"conv-{number}" if turns > 1 else ""
@@ -79,7 +102,8 @@ def csv_bytes(shape: Shape, *, extra_columns: int = 0, filler: str = "") -> byte
             question = f"Question {row} (turn {turn + 1}): how do I {topic}?" if turns > 1 else \
                 f"Question {row}: how do I {topic}?"
             writer.writerow([question, label, f"https://www.canada.ca/en/page-{row % 50}.html"]
-                            + [f"{filler}{row}-{n}" for n in range(extra_columns)])
+                            + [f"{filler}{row}-{n}" for n in range(extra_columns)]
+                            + ([f"You can {topic} online; see the page on canada.ca."] if references else []))
             row += 1
     return buffer.getvalue().encode("utf-8")
 

@@ -15,6 +15,7 @@ on 2 cores). In its own process the stub adds ~1-3 ms, like a provider on a fast
 from __future__ import annotations
 
 import multiprocessing
+from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any, Self
 
@@ -47,6 +48,8 @@ def _serve(conn: Connection) -> None:
                     "accepted": limit.accepted if limit else stub.request_count,
                     "rateLimited": limit.rejected if limit else 0,
                     "maxInWindow": limit.max_in_window if limit else None,
+                    # Calls by stage (`answer`, `analyzer.similar-answer`...), to split a row's calls.
+                    "byStage": dict(Counter(r.stage or "other" for r in stub.requests if r.api is not None)),
                 })
                 stub.requests.clear()  # keep the child's memory flat over long runs
             elif command == "stop":

@@ -1,7 +1,7 @@
 """Throughput benchmark of the batch engine against a stub AI provider with a fixed latency.
 
     .venv/bin/python -m bench.throughput [--latency-ms 300] [--quick] [--shapes A,B,C] [--concurrency 1,4,16]
-                                         [--no-db-restart]
+                                         [--no-db-restart] [--trials 3 --analyzers similar-answer,expert-scorer]
 
 Starts its own local stack (SecantusDB child process, the route files served in this
 process over HTTP, the QStash dev server delivering signed steps) and a stub AI
@@ -26,6 +26,13 @@ retryable writes slows every write down as it fills (see bench/harness.py);
 
 `--quick` runs the same phases small (about two minutes): 48-row shapes, 100 and 500 rows
 for the round-trip check, and the RPM phase on a 10-second window, without the matched run.
+
+`--trials N` and/or `--analyzers LIST` make it an evaluation run: only the shapes phase, each
+file run N times (each trial its own items and chats) with the analyzers inside each row's
+claim, every file row carrying a `referenceAnswer` so that each judge asks its model on every
+answered row. The bound then counts every model call: T = L x (the pipeline's stage calls + one
+per judge analyzer) over the items the engine schedules (rows x trials, a conversation's trials
+in chats of their own); the calls per row are the stub's own count, split by stage.
 Exit status: 0 when every target is met, 1 otherwise.
 """
 
@@ -46,12 +53,16 @@ from bench.shapes import (
     Shape,
     csv_bytes,
     ideal_bound,
+    judge_calls,
     list_schedule_makespan,
     rate_limited_makespan,
     shape_a,
     shape_b,
+    with_trials,
 )
 from bench.throughput_report import print_report
+from lib.analyzers import parse_analyzers
+from lib.errors import BadRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +87,12 @@ class Config:
     upload_bytes: int
     answer_chars: int
     restart_db: bool
+    trials: int = 1  # an evaluation run (with analyzers): only the shapes phase
+    analyzers: str = ""
+
+    @property
+    def evaluation(self) -> bool:
+        return self.trials > 1 or bool(self.analyzers)
 
 
 def parse_args(argv: list[str] | None) -> Config:
@@ -86,7 +103,15 @@ def parse_args(argv: list[str] | None) -> Config:
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--no-db-restart", action="store_true",
                         help="keep one SecantusDB process for the whole run (see its retryable-write table grow)")
+    parser.add_argument("--trials", type=int, default=1, help="evaluation run: each question N times (1-8)")
+    parser.add_argument("--analyzers", default="", help="evaluation run: analyzers, e.g. similar-answer,expert-scorer")
     args = parser.parse_args(argv)
+    if not 1 <= args.trials <= 8:
+        parser.error("--trials must be from 1 to 8")
+    try:
+        analyzers = ",".join(parse_analyzers(args.analyzers))
+    except BadRequest as exc:
+        parser.error(f"--analyzers: {exc.message}")
     shapes = tuple(s.strip().upper() for s in args.shapes.split(",") if s.strip())
     if not shapes or any(s not in SHAPES for s in shapes):
         parser.error("--shapes takes a comma-separated list of A, B, C")
@@ -102,12 +127,12 @@ def parse_args(argv: list[str] | None) -> Config:
                       size_rows=(100, 500), size_latency=latency, size_concurrency=16, pair_rows=48,
                       in_flight_cap=8, rpm=240, rpm_window=10.0, rpm_rows=72, rpm_matched=False,
                       export_rows=10_000, upload_bytes=4_000_000, answer_chars=1500,
-                      restart_db=not args.no_db_restart)
+                      restart_db=not args.no_db_restart, trials=args.trials, analyzers=analyzers)
     return Config(latency=latency, quick=False, shapes=shapes, concurrency=concurrency, shape_rows=600,
                   size_rows=(100, 2000), size_latency=latency, size_concurrency=16, pair_rows=200,
                   in_flight_cap=8, rpm=240, rpm_window=60.0, rpm_rows=480, rpm_matched=True,
                   export_rows=10_000, upload_bytes=4_000_000, answer_chars=1500,
-                  restart_db=not args.no_db_restart)
+                  restart_db=not args.no_db_restart, trials=args.trials, analyzers=analyzers)
 
 
 # --- results ----------------------------------------------------------------------------
@@ -119,20 +144,37 @@ class ShapeRun:
     concurrency: int
     latency: float
     run: BatchRun
+    trials: int = 1
+    analyzers: str = ""
+
+    @property
+    def items(self) -> Shape:
+        """What the engine schedules: the file's conversations, each once per trial."""
+        return with_trials(self.shape, self.trials)
 
     @property
     def calls_per_row(self) -> float:
-        """Model calls a row made, from the stub's own count (every call is answered after L)."""
+        """Model calls a row (an item) made, from the stub's own count (every call is answered after L)."""
         return self.run.stub_requests / max(1, self.run.rows)
 
     @property
+    def judge_calls_per_row(self) -> float:
+        """Of those, the analyzers' judges' (the stub names each call's stage)."""
+        return self.run.judge_requests / max(1, self.run.rows)
+
+    @property
+    def expected_judge_calls(self) -> int:
+        """One call per judge analyzer on every answered row (each row has a reference)."""
+        return judge_calls(self.analyzers)
+
+    @property
     def bound(self) -> float:
-        return ideal_bound(self.shape, self.latency, self.concurrency, self.calls_per_row)
+        return ideal_bound(self.items, self.latency, self.concurrency, self.calls_per_row)
 
     @property
     def floor(self) -> float:
         """Whole conversations in file order on `concurrency` workers, with zero overhead."""
-        return list_schedule_makespan(self.shape, self.latency * self.calls_per_row, self.concurrency)
+        return list_schedule_makespan(self.items, self.latency * self.calls_per_row, self.concurrency)
 
     @property
     def ratio(self) -> float:
@@ -178,19 +220,26 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def run_shape(stack: BenchStack, shape: Shape, concurrency: int, latency: float) -> ShapeRun:
-    expected = ideal_bound(shape, latency, concurrency)
-    progress(f"shape {shape.name} ({shape.rows} rows) at concurrency {concurrency}: bound {expected:.1f} s")
-    run = stack.run([Upload(csv_bytes(shape), concurrency, name=f"{shape.name}-c{concurrency}")],
-                    latency=latency, timeout=max(600.0, expected * 5))
-    return ShapeRun(shape, concurrency, latency, run)
+def run_shape(stack: BenchStack, shape: Shape, concurrency: int, latency: float, trials: int = 1,
+              analyzers: str = "") -> ShapeRun:
+    items = with_trials(shape, trials)
+    expected = ideal_bound(items, latency, concurrency, 1 + judge_calls(analyzers))
+    what = f"{shape.rows} rows" + (f" x {trials} trials" if trials > 1 else "") + \
+        (f", analyzers {analyzers}" if analyzers else "")
+    progress(f"shape {shape.name} ({what}) at concurrency {concurrency}: bound {expected:.1f} s at "
+             f"{1 + judge_calls(analyzers)} call(s) a row (the report counts them all)")
+    upload = Upload(csv_bytes(shape, references=bool(analyzers)), concurrency, name=f"{shape.name}-c{concurrency}",
+                    trials=trials, analyzers=analyzers)
+    run = stack.run([upload], latency=latency, timeout=max(600.0, expected * 5))
+    return ShapeRun(shape, concurrency, latency, run, trials, analyzers)
 
 
 def phase_shapes(stack: BenchStack, config: Config, results: Results) -> None:
     for name in config.shapes:
         shape = SHAPES[name](config.shape_rows)
         for concurrency in config.concurrency:
-            results.shapes.append(run_shape(stack, shape, concurrency, config.latency))
+            results.shapes.append(run_shape(stack, shape, concurrency, config.latency, config.trials,
+                                            config.analyzers))
 
 
 def phase_sizes(stack: BenchStack, config: Config, results: Results) -> None:
@@ -328,6 +377,10 @@ def header(config: Config, stack: BenchStack) -> list[str]:
          " (the machine is shared; the benchmark itself needs about all of its cores at concurrency 16)"),
         ("makespan: create request sent -> the batch's completedAt;"
          " bound = max(longest conversation x T, rows x T / concurrency), T = L x model calls per row"),
+        *([(f"evaluation run: trials {config.trials}, analyzers {config.analyzers or 'none'}; rows = items"
+           " (file rows x trials, each trial of a conversation its own chat); model calls per row = the"
+           " pipeline's stage calls + the judges', all counted by the stub; only the shapes phase runs")]
+          if config.evaluation else []),
     ]
 
 
@@ -342,10 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         results = Results(config, step_budget=stack.settings.step_budget_seconds)
         results.header = header(config, stack)
         phase_shapes(stack, config, results)
-        phase_sizes(stack, config, results)
-        phase_in_flight_ceiling(stack, config, results)
-        phase_rpm(stack, config, results)
-        phase_memory(stack, config, results)
+        if not config.evaluation:
+            phase_sizes(stack, config, results)
+            phase_in_flight_ceiling(stack, config, results)
+            phase_rpm(stack, config, results)
+            phase_memory(stack, config, results)
         results.db_restarts = stack.restarts
     finally:
         stack.stop()

@@ -66,6 +66,34 @@ def shape_table(results: Results) -> str:
     return table(headers, rows, [False] + [True] * 14 + [False])
 
 
+def evaluation_table(results: Results) -> str:
+    """Each evaluation run's model calls per row, split into the pipeline's and the judges', and its bound."""
+    rows = []
+    for r in results.shapes:
+        run = r.run
+        rows.append([
+            r.shape.name, str(r.trials), r.analyzers or "-", str(run.rows), str(r.concurrency), _s(run.makespan),
+            f"{r.calls_per_row:.2f}", f"{r.calls_per_row - r.judge_calls_per_row:.2f}",
+            f"{r.judge_calls_per_row:.2f}", str(r.expected_judge_calls), _s(r.bound), f"{r.ratio:.2f}",
+            str(run.failed),
+        ])
+    headers = ["shape", "trials", "analyzers", "items", "conc", "makespan s", "calls/row", "pipeline", "judges",
+               "judges expected", "bound s", "ratio", "failed"]
+    return table(headers, rows, [False, True, False] + [True] * 10)
+
+
+def _judge_target(results: Results) -> Target | None:
+    """Every judge call counted: one per judge analyzer on every answered row, as the stub saw them."""
+    runs = [r for r in results.shapes if r.analyzers]
+    if not runs:
+        return None
+    off = [r for r in runs if r.run.judge_requests != r.expected_judge_calls * r.run.processed]
+    figure = "; ".join(f"{r.shape.name} c={r.concurrency}: {r.run.judge_requests} judge calls for "
+                       f"{r.run.processed} answered rows x {r.expected_judge_calls}" for r in runs)
+    return Target("judge calls = judge analyzers x answered rows (each in the bound)", not off, figure,
+                  "; ".join(f"{r.shape.name} c={r.concurrency}: by stage {dict(r.run.stub_by_stage)}" for r in off))
+
+
 def _other(run: BatchRun) -> str:
     return "-" if run.other_cores is None else f"{run.other_cores:.1f}"
 
@@ -131,9 +159,10 @@ def _ratio_target(results: Results, shape: str, concurrency: int = 16) -> Target
         return None
     bound_note = ""
     if shape == "B":
-        longest = run.shape.longest * run.latency
-        bound_note = (f" (bound = max({run.shape.longest} x L = {longest:.1f} s, rows x L / c = "
-                      f"{run.shape.rows * run.latency / concurrency:.2f} s) = {run.bound:.2f} s: the longest "
+        per_row = run.latency * run.calls_per_row  # T: every model call of a row answered after L
+        bound_note = (f" (bound = max({run.items.longest} x T = {run.items.longest * per_row:.1f} s, rows x T / c = "
+                      f"{run.items.rows * per_row / concurrency:.2f} s) = {run.bound:.2f} s, T = L x "
+                      f"{run.calls_per_row:.2f} calls: the longest "
                       f"conversation is the bound only once concurrency >= conversations)")
     figure = f"{run.run.makespan:.2f} s / {run.bound:.2f} s = {run.ratio:.2f}{bound_note}"
     met = run.ratio <= RATIO_TARGET and run.run.failed == 0
@@ -161,6 +190,9 @@ def targets(results: Results) -> list[Target]:
         target = _ratio_target(results, shape)
         if target is not None:
             found.append(target)
+    judged = _judge_target(results)
+    if judged is not None:
+        found.append(judged)
     measured = results.shapes + results.sizes
     if measured:
         worst = max(measured, key=lambda r: r.run.db_per_row)
@@ -246,6 +278,9 @@ def print_report(results: Results) -> bool:
             shape = next(r.shape for r in results.shapes if r.shape.name == name)
             print(f"  {name}: {shape.description}")
         print(shape_table(results))
+        if any(r.trials > 1 or r.analyzers for r in results.shapes):
+            print("\nEvaluation runs (rows = items; calls per row from the stub's count, split by stage)")
+            print(evaluation_table(results))
     if results.sizes:
         print(f"\nDB round trips per row by batch size (L = {config.size_latency * 1000:.0f} ms)")
         print(size_table(results))

@@ -11,12 +11,13 @@ import io
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import openpyxl
 import requests
 
 from bench.campaign.plan import BatchSpec
+from tests.support.stage_replies import STUB_CITATION
 
 TOPICS = (
     "renew my passport", "apply for Employment Insurance", "get a Social Insurance Number",
@@ -24,6 +25,8 @@ TOPICS = (
     "change my address with CRA", "apply for the Canada Child Benefit", "travel with a pet to Canada",
 )
 RETRY_FOR_SECONDS = 60.0
+# The evaluation columns of a batch with analyzers (the references its analyzers compare with).
+REFERENCE_COLUMNS = ("referenceAnswer", "expectedCitation", "expectedOutcome")
 
 
 def question_table(spec: BatchSpec, seed: int) -> tuple[list[str], list[list[str]]]:
@@ -32,6 +35,8 @@ def question_table(spec: BatchSpec, seed: int) -> tuple[list[str], list[list[str
     header = ["QUESTION", "URL", "notes"]
     if spec.conversations:
         header = ["chatId", *header]
+    if spec.analyzers:
+        header = [*header, *REFERENCE_COLUMNS]
     rows = []
     for n in range(spec.rows):
         question = f"B{spec.index:02d} R{n:03d}: how do I {rng.choice(TOPICS)}?"
@@ -40,8 +45,24 @@ def question_table(spec: BatchSpec, seed: int) -> tuple[list[str], list[list[str
             # A tenth of the rows have no label: each of them is its own chat.
             label = "" if rng.random() < 0.1 else f"conv-{rng.randrange(spec.conversations)}"
             row = [label, *row]
+        if spec.analyzers:
+            row += _references(rng, question)
         rows.append(row)
     return header, rows
+
+
+def _references(rng: random.Random, question: str) -> list[str]:
+    """A row's evaluation columns: mostly filled (the judges then ask the model), some blank.
+
+    The reference is the stub's own answer for some rows and another text for the rest,
+    so that the judges see both; a few rows expect a refusal the pipeline will not make.
+    """
+    draw = rng.random()
+    reference = "" if draw < 0.1 else (f"Stub answer to: {question}" if draw < 0.5 else
+                                       "Apply online with your account, then wait for the letter by mail.")
+    citation = STUB_CITATION if rng.random() < 0.7 else ""
+    outcome = rng.choice(("answer", "answer", "answer", "allow", "block", ""))
+    return [reference, citation, outcome]
 
 
 def file_bytes(spec: BatchSpec, seed: int) -> tuple[str, bytes]:
@@ -96,8 +117,7 @@ class CampaignUser:
 
     def upload(self, spec: BatchSpec, stop_at: float) -> Upload:
         name, content = file_bytes(spec, self.seed)
-        data = {"batchName": spec.name, "lang": spec.lang, "aiProvider": spec.ai_provider,
-                "searchProvider": spec.search_provider, "concurrency": str(spec.concurrency)}
+        data = spec.form_fields()  # trials and analyzers too, when the schedule gave the batch some
         give_up = min(stop_at, time.monotonic() + RETRY_FOR_SECONDS)
         attempts, error = 0, None
         while time.monotonic() < give_up:
@@ -132,7 +152,7 @@ class CampaignUser:
             except requests.RequestException as exc:
                 error = f"{type(exc).__name__}"
             else:
-                arrived = datetime.now(timezone.utc)
+                arrived = datetime.now(UTC)
                 status = response.status_code
                 if status == 200:
                     return CancelResult(batch_id, status, arrived, attempts, requested)
