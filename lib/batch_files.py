@@ -7,6 +7,11 @@ is past `RETENTION_DAYS` and notes on the batch that it is gone (`sourceDeletedA
 
 An export is written once per final batch and format and re-used after; a batch that
 is still running gets a fresh export at each request (its rows are still changing).
+
+A direct upload becomes a source under its create's claim (`lib.direct_upload`): the
+claim is bound to the batch before the copy, given back if the copy fails or the batch
+is removed (`forget_batch`), and a bound upload's record outlives its object, so that a
+second create with the same upload is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from lib.errors import BadRequest, Gone, NotFound, ServiceUnavailable
+from lib.errors import BadRequest, Conflict, Gone, NotFound, ServiceUnavailable
 from lib.export import content_disposition, iter_csv, write_xlsx
 from lib.models import Batch
 from lib.results import batch_details
@@ -41,6 +46,12 @@ EXPIRE_PER_SWEEP = 1000
 _SPOOL_BYTES = 8 * 1024 * 1024
 
 Rows = Iterable[dict[str, Any]]
+
+
+def upload_already_used() -> Conflict:
+    return Conflict("This upload is being used by another create, or it already made a batch: "
+                    "to make another batch, upload the file again.", code="UPLOAD_ALREADY_USED",
+                    details={"field": "uploadId"})
 
 
 def expiry_day(now: datetime, days: int) -> date:
@@ -72,13 +83,21 @@ class BatchFiles:
         return self._source_doc(key, len(data), file_type, file_name)
 
     def adopt_upload(self, upload: StoredObject, batch_id: ObjectId, file_type: str, size: int) -> dict[str, Any]:
-        """Make a direct upload the batch's source (a copy inside storage); what the batch records of it."""
+        """Make a direct upload the batch's source (a copy inside storage); what the batch records of it.
+
+        409 UPLOAD_ALREADY_USED if the create's claim on the upload was lost (it took too long).
+        """
         key = source_key(upload.user_id, str(batch_id), file_type)
-        self._record(key, ObjectKind.SOURCE, upload.user_id, batch_id, upload.file_name, size, SOURCE_TYPES[file_type])
+        if upload.claim_token is not None and not self.records.bind_upload(upload.key, upload.claim_token,
+                                                                           str(batch_id)):
+            raise upload_already_used()
+        self._record(key, ObjectKind.SOURCE, upload.user_id, batch_id, upload.file_name, size, SOURCE_TYPES[file_type],
+                     upload_id=upload.upload_id)
         try:
             self.storage.copy(upload.key, key)
         except ServiceUnavailable:
             self._forget_record(key)
+            self._release(upload.upload_id, batch_id)
             raise
         return self._source_doc(key, size, file_type, upload.file_name)
 
@@ -134,16 +153,39 @@ class BatchFiles:
 
     # --- removal --------------------------------------------------------------------------
 
-    def forget_batch(self, batch_id: ObjectId) -> None:
-        """Delete every object of a batch (a create or an ingestion that could not finish)."""
+    def forget_batch(self, batch_id: ObjectId, *, drop_uploads: bool = False) -> None:
+        """Delete every object of a batch (a create or an ingestion that could not finish).
+
+        The upload it was made from, if any, is released first: its create may be tried again.
+        With `drop_uploads` (the owner deletes the batch) that upload goes too, its record
+        (the `claimBatchId` proof) and its object if still there.
+        """
         objects = self.records.of_batch(str(batch_id))
+        for record in list(objects):
+            if record.kind == ObjectKind.SOURCE and record.upload_id and not drop_uploads:
+                self._release(record.upload_id, batch_id)
+            elif record.kind == ObjectKind.SOURCE and record.upload_id:
+                upload = self.records.upload(record.upload_id)
+                if upload is not None and upload.claim_batch_id == str(batch_id):
+                    objects.append(upload)
         self.storage.delete(o.key for o in objects)
         self.records.remove([o.key for o in objects])
 
     def discard(self, record: StoredObject) -> None:
-        """Delete one object and its record."""
+        """Delete one object and its record; an upload that became a batch keeps its record (the proof)."""
         self.storage.delete([record.key])
-        self.records.remove([record.key])
+        if record.kind == ObjectKind.UPLOAD:
+            self.records.remove_unless_bound(record.key)
+        else:
+            self.records.remove([record.key])
+
+    def _release(self, upload_id: str | None, batch_id: ObjectId) -> None:
+        if not upload_id:
+            return
+        try:
+            self.records.release_upload(upload_id, bound_to=str(batch_id))
+        except ServiceUnavailable:
+            log.warning("upload %s stays bound to batch %s (the database is away)", upload_id, batch_id)
 
     def expire(self, limit: int = EXPIRE_PER_SWEEP) -> dict[str, int]:
         """Delete the objects past their day (oldest days first, at most `limit`), and note it on their batches."""
@@ -173,11 +215,12 @@ class BatchFiles:
     # --- records ----------------------------------------------------------------------------
 
     def _record(self, key: str, kind: ObjectKind, user_id: str, batch_id: ObjectId, file_name: str | None,
-                size: int | None, content_type: str) -> None:
+                size: int | None, content_type: str, *, upload_id: str | None = None) -> None:
         now = self.now()
         self.records.add(StoredObject(key=key, kind=kind, user_id=user_id, batch_id=str(batch_id),
                                       expires_on=expiry_day(now, self.retention_days), created_at=now,
-                                      file_name=file_name, size=size, content_type=content_type))
+                                      file_name=file_name, size=size, content_type=content_type,
+                                      upload_id=upload_id))
 
     def _forget_record(self, key: str) -> None:
         """Drop the record of an object that could not be written (else retention deletes it in time)."""

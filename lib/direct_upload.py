@@ -6,25 +6,37 @@ posts the file to storage, then calls create with `uploadId`, which `take`s the 
 only the caller's own, no larger than declared or than MAX_UPLOAD_BYTES_DIRECT (checked
 here with a HEAD and again while downloading: an S3-compatible server need not enforce
 the policy, moto does not), of the declared type. A refused upload is deleted.
+
+One upload makes at most one batch: `take` claims its record atomically (a
+compare-and-set, `lib.store.objects`), so of two creates with the same `uploadId` one
+goes on and the other gets 409 UPLOAD_ALREADY_USED; a create that fails releases the
+claim. A claim not yet bound to a batch after CLAIM_SECONDS (its create died: a timeout,
+a crash) may be taken again; the create that lost it is then refused when it binds.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from lib.batch_files import UPLOAD_KEEP_DAYS, XLSX_MIMETYPE, BatchFiles, expiry_day
-from lib.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from lib.batch_files import UPLOAD_KEEP_DAYS, XLSX_MIMETYPE, BatchFiles, expiry_day, upload_already_used
+from lib.errors import BadRequest, NotFound, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
 from lib.models import User
 from lib.storage import upload_key, user_prefix
 from lib.store.objects import ObjectKind, StoredObject
 
+log = logging.getLogger("ai_answers.direct_upload")
+
 MAX_FILE_NAME_CHARS = 255
+# Four times the create function's maxDuration (vercel.json): a create still holding its
+# claim after this is dead, and the claim goes to the next create.
+CLAIM_SECONDS = 120
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 # What browsers and tools call these files; the first is the one stored when none is given.
 CONTENT_TYPES = {
@@ -92,12 +104,41 @@ class DirectUploads:
         return file_name, size, content_type
 
     def take(self, user: User, upload_id: str) -> TakenUpload:
-        """The caller's upload, checked and read. 404 UPLOAD_NOT_FOUND for anybody else's or an unknown id."""
+        """The caller's upload, claimed, checked and read. 404 UPLOAD_NOT_FOUND for anybody else's or an
+        unknown id; 409 UPLOAD_ALREADY_USED while another create holds it or once it made a batch."""
         if not _UPLOAD_ID.fullmatch(upload_id):
             raise _field_error("uploadId", "uploadId is not a valid upload id.", code="INVALID_UPLOAD_ID")
         record = self.records.upload(upload_id)
         if record is None or record.user_id != user.id or not record.key.startswith(user_prefix(user.id) + "uploads/"):
             raise NotFound("No such upload.", code="UPLOAD_NOT_FOUND")
+        record = self._claim(record)
+        try:
+            return self._read(record)
+        except BaseException:
+            self.release(record)  # a no-op when the upload was refused and deleted
+            raise
+
+    def _claim(self, record: StoredObject) -> StoredObject:
+        now = self.now()
+        previous = record.claim_token
+        if previous is not None and (record.claim_batch_id is not None or record.claimed_at is None
+                                     or (now - _aware(record.claimed_at, now)).total_seconds() < CLAIM_SECONDS):
+            raise upload_already_used()
+        token = secrets.token_hex(16)
+        if not self.records.claim_upload(record.key, previous=previous, token=token, now=now):
+            raise upload_already_used()  # another create claimed it between our read and our write
+        return replace(record, claim_token=token, claimed_at=now)
+
+    def release(self, record: StoredObject) -> None:
+        """Give the upload back (its create failed); kept claimed, the claim expires, if the database is away."""
+        if record.upload_id is None:
+            return
+        try:
+            self.records.release_upload(record.upload_id, token=record.claim_token)
+        except ServiceUnavailable:
+            log.warning("upload %s stays claimed for %d s (the database is away)", record.upload_id, CLAIM_SECONDS)
+
+    def _read(self, record: StoredObject) -> TakenUpload:
         try:
             info = self.storage.head(record.key)
         except NotFound:
@@ -121,6 +162,11 @@ class DirectUploads:
             raise BadRequest("The upload disappeared while it was read; upload the file again.",
                              code="UPLOAD_MISSING", details={"field": "uploadId"}) from None
         return TakenUpload(record=record, data=buffer.getvalue(), sha256=downloaded.sha256)
+
+
+def _aware(moment: datetime, like: datetime) -> datetime:
+    """A stored time comparable with `like` (a store read without tz_aware gives naive UTC)."""
+    return moment.replace(tzinfo=like.tzinfo) if moment.tzinfo is None and like.tzinfo is not None else moment
 
 
 def _too_large(size: int, limit: int) -> PayloadTooLarge:

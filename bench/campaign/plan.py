@@ -2,7 +2,9 @@
 
 Every random choice of the campaign (batch sizes and shapes, upload moments, which
 batches are cancelled and when, when the app server is killed and the database
-stopped, when search is down) is drawn here from `random.Random(seed)`, so a seed names
+stopped, when search is down, which files go straight to object storage and when
+storage is away) is drawn here from `random.Random(seed)` (storage's from a generator
+of its own, so that the rest of a seed's schedule is what it was before), so a seed names
 one campaign. What the stack does in answer (thread timing, which request meets which
 fault window) is not reproducible; the schedule is.
 """
@@ -70,6 +72,20 @@ class CampaignConfig:
     db_down_seconds: tuple[float, float] = (2.0, 5.0)
     search_outage_seconds: tuple[float, float] = (2.0, 6.0)
     cancel_after_seconds: tuple[float, float] = (2.0, 15.0)
+    # Object storage, behind a proxy that fails it at the wire (tests/support/s3_fault_proxy.py).
+    direct_share: float = 0.3  # files posted straight to storage (upload-url), then ingested by steps
+    storage_outages: int = 3  # windows in which storage is away (connections dropped or 503 to everything)
+    storage_outage_seconds: tuple[float, float] = (2.0, 5.0)
+    storage_error_rate: float = 0.03  # outside the windows: S3 requests answered 503 SlowDown
+    exports: bool = True  # each final batch's results fetched by link (delivery=url), faults and all
+    # The first write of each export fails at storage, every attempt of the SDK's included (1 + 3
+    # retries, lib/storage.py), so the request answers 503 and the user asks again: the export
+    # must be absent, then whole.
+    export_write_failures: int = 4
+    # Evaluation runs: a share of the batches have analyzers, trials (each trial its own items,
+    # in its own chats) or both; trials only on the smaller half of the batches, to keep the time.
+    evaluation_share: float = 0.5
+    max_trials: int = 3
 
     @property
     def lease_seconds(self) -> float:
@@ -105,6 +121,7 @@ def quick_config(seed: int = 1) -> CampaignConfig:
         stub_latency=(0.04, 0.12), concurrency=(2, 3), function_max_duration=8, step_safety_seconds=3.0,
         sweep_interval=3.0, app_down_seconds=(0.3, 1.0), db_down_seconds=(2.0, 3.0),
         search_outage_seconds=(2.0, 4.0), cancel_after_seconds=(1.5, 3.0),
+        storage_outages=2, storage_outage_seconds=(1.5, 3.0), max_trials=2,
     )
 
 
@@ -120,10 +137,23 @@ class BatchSpec:
     concurrency: int
     user: str
     upload_at: float  # seconds after the campaign's start
+    direct: bool = False  # posted straight to object storage, then created with its uploadId
+    trials: int = 1  # each question answered this many times, each trial its own items and chats
+    analyzers: str = ""  # comma list of analyzers run on each row inside its claim
 
     @property
     def name(self) -> str:
         return f"faults-{self.index:02d}"
+
+    def form_fields(self) -> dict[str, str]:
+        """The create form's fields besides the file (or its uploadId)."""
+        fields = {"batchName": self.name, "lang": self.lang, "aiProvider": self.ai_provider,
+                  "searchProvider": self.search_provider, "concurrency": str(self.concurrency)}
+        if self.trials > 1:
+            fields["trials"] = str(self.trials)
+        if self.analyzers:
+            fields["analyzers"] = self.analyzers
+        return fields
 
 
 @dataclass(frozen=True)
@@ -154,6 +184,7 @@ class Schedule:
     cancels: list[Cancel]
     process_faults: list[ProcessFault]
     search_outages: list[Window]
+    storage_outages: list[Window] = field(default_factory=list)
 
 
 def make_schedule(config: CampaignConfig, *, db_stops_possible: bool = True) -> Schedule:
@@ -180,7 +211,61 @@ def make_schedule(config: CampaignConfig, *, db_stops_possible: bool = True) -> 
         begin = rng.uniform(0, config.chaos_window_seconds)
         outages.append(Window(begin, begin + rng.uniform(*config.search_outage_seconds)))
     outages.sort(key=lambda w: w.start)
-    return Schedule(batches=batches, cancels=cancels, process_faults=faults, search_outages=outages)
+    batches, storage_outages = _storage_schedule(config, batches)
+    batches = _evaluation_schedule(config, batches)
+    return Schedule(batches=batches, cancels=cancels, process_faults=faults, search_outages=outages,
+                    storage_outages=storage_outages)
+
+
+ANALYZER_SETS = ("refusal", "citation", "refusal,citation", "similar-answer", "refusal,citation,similar-answer,expert-scorer")
+JUDGES = ("similar-answer", "expert-scorer")
+EVALUATION_SET = "refusal,similar-answer,expert-scorer"  # rules and both judges, with the file's references
+
+
+def _evaluation_schedule(config: CampaignConfig, batches: list[BatchSpec]) -> list[BatchSpec]:
+    """Analyzers and trials, from a generator of their own: at least one batch of each when any may."""
+    if config.evaluation_share <= 0 or not batches:
+        return batches
+    rng = random.Random(f"{config.seed}|evaluation")
+    small = sorted(batches, key=lambda b: (b.rows, b.index))[: max(1, len(batches) // 2)]
+    small_ids = {b.index for b in small}
+    chosen = []
+    for batch in batches:
+        analyzers = rng.choice(ANALYZER_SETS) if rng.random() < config.evaluation_share else ""
+        trials = rng.randint(2, config.max_trials) if (config.max_trials > 1 and batch.index in small_ids
+                                                        and rng.random() < config.evaluation_share) else 1
+        chosen.append(replace(batch, analyzers=analyzers, trials=trials))
+    if not any(b.analyzers for b in chosen):
+        n = rng.randrange(len(chosen))
+        chosen[n] = replace(chosen[n], analyzers=rng.choice(ANALYZER_SETS))
+    if config.max_trials > 1 and not any(b.trials > 1 for b in chosen):
+        n = min(small_ids)
+        chosen[n] = replace(chosen[n], trials=2)
+    # Both judges on a batch with trials at least once: its rows make the most model calls, so
+    # process faults land in the middle of their analyses.
+    if not any(b.trials > 1 and all(j in b.analyzers for j in JUDGES) for b in chosen):
+        n = next((b.index for b in chosen if b.trials > 1), min(small_ids))
+        chosen[n] = replace(chosen[n], analyzers=EVALUATION_SET)
+    return chosen
+
+
+def _storage_schedule(config: CampaignConfig, batches: list[BatchSpec]) -> tuple[list[BatchSpec], list[Window]]:
+    """Which files go straight to storage (at least one, when any may) and when storage is away.
+
+    The windows start within the uploads (a direct upload's post, create and ingestion meet
+    them) and run on into the chaos window (the exports of the first final batches do).
+    """
+    rng = random.Random(f"{config.seed}|storage")
+    direct = [rng.random() < config.direct_share for _ in batches]
+    if config.direct_share > 0 and batches and not any(direct):
+        direct[rng.randrange(len(batches))] = True
+    batches = [replace(b, direct=d) for b, d in zip(batches, direct, strict=True)]
+    span = max(config.upload_window_seconds, config.chaos_window_seconds)
+    windows = []
+    for _ in range(config.storage_outages):
+        begin = rng.uniform(0.5, span)
+        windows.append(Window(begin, begin + rng.uniform(*config.storage_outage_seconds)))
+    return batches, sorted(windows, key=lambda w: w.start)
 
 
 def _batch(rng: random.Random, config: CampaignConfig, index: int) -> BatchSpec:

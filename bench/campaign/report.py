@@ -65,13 +65,46 @@ def _faults(report: CampaignReport) -> list[str]:
         _row("  database stop + restart", len(stops), note=_downtimes(stops)),
         _row("  cancels", f"{acked}/{len(report.cancels)}", note="acknowledged / requested (409: already done)"),
         _row("  uploads while others ran", report.uploads_while_running, note=f"of {len(report.uploads)} uploads"),
+        *_storage(report),
         *[f"  skipped: {s}" for s in report.skipped_faults],
+    ]
+
+
+def _storage(report: CampaignReport) -> list[str]:
+    if not report.storage_proxied:
+        return [_row("  object storage faults", "off", note="a real bucket (S3_BUCKET): nothing between it and the app")]
+    f, c = report.storage_faults, report.config
+    requests_ = sum(n for k, n in f.items() if k.startswith("requests "))
+    refused = sum(n for k, n in f.items() if k.startswith("refuse "))
+    errors = sum(n for k, n in f.items() if k.startswith("error "))
+    direct = [u for u in report.uploads if u.spec.direct]
+    delivered = [e for e in report.exports if e.rows is not None and not e.error]
+    return [
+        _row("  storage away (windows)", len(report.storage_windows), note=", ".join(report.storage_windows)),
+        _row("  storage: connections dropped", refused, note=f"of {requests_} S3 requests through the proxy"),
+        _row("  storage: 503 SlowDown", errors, note=f"windows and {c.storage_error_rate:.0%} of the rest"),
+        _row("  straight-to-storage uploads", len(direct),
+             note=f"form posts made again: {report.posts_refused}; lost answers found by name: {report.found_by_name}"),
+        _row("  exports by link", f"{len(delivered)}/{len(report.exports)}",
+             note=f"complete / asked; 503s tried again: {sum(e.refused for e in report.exports)}"),
     ]
 
 
 def _downtimes(events: list) -> str:
     down = [e.back - e.started for e in events if e.back is not None]
     return f"down {min(down):.1f}-{max(down):.1f} s" if down else ""
+
+
+def _storage_outcome(report: CampaignReport) -> list[str]:
+    check = report.storage_check
+    if check is None:
+        return []
+    return [_row("Storage: objects without a record", sum(1 for v in check.violations if "no record" in v),
+                 note=f"must be 0 (of {check.objects} objects)"),
+            _row("Storage: half-made sources/exports", sum(1 for v in check.violations if "no record" not in v),
+                 note=f"must be 0 ({check.exports_checked} stored exports read back)"),
+            _row("Storage: failed-create leftovers", check.orphans,
+                 note=f"recorded, retention deletes them; open multipart uploads: {check.open_multipart}")]
 
 
 def _batches(report: CampaignReport) -> list[str]:
@@ -94,6 +127,10 @@ def _batches(report: CampaignReport) -> list[str]:
         flag = "" if check.ok else "  <-- " + check.violations[0]
         lines.append(f"  {check.name:<10}{kind:<5}{check.total:>5} {conv:>5} {providers:<20}{check.status:<22}"
                      f"{check.rows['succeeded']:>5}{check.rows['failed']:>5}{check.rows['cancelled']:>5}{flag}")
+    evaluated = [b for b in report.schedule.batches if b.analyzers or b.trials > 1]
+    if evaluated:
+        lines.append("  evaluation: " + ", ".join(
+            f"{b.name} {'x' + str(b.trials) + ' ' if b.trials > 1 else ''}{b.analyzers}".rstrip() for b in evaluated))
     if report.abandoned_creations:
         lines.append(f"  (+{report.abandoned_creations} creations abandoned midway, invisible to users)")
     return lines
@@ -113,6 +150,7 @@ def _outcome(report: CampaignReport) -> list[str]:
         _row("Duplicates", report.duplicates, note="must be 0"),
         _row("Rows started after cancel ack", report.started_after_cancel, note="must be 0"),
         _row("Invariant violations", len(violations), note="must be 0"),
+        *_storage_outcome(report),
         _row("Longest stretch with no live step", f"{report.longest_quiet.seconds:.1f} s",
              note=f"limit {report.config.no_live_step_limit:.0f} s (sweep every {report.config.sweep_interval:.0f} s)"),
         _row("Steps re-published by the sweep", report.sweep_kicks, note="(from the app's log)"),

@@ -1,6 +1,9 @@
 """Run a campaign: start the stack and the provider stub, play the schedule, check, stop everything.
 
 `run_campaign(config)` returns a `CampaignReport`; it never leaves a process running.
+The app reaches moto's server through a fault proxy (`bench.campaign.storage`), so that
+storage can be away without losing what it holds; with a real bucket (S3_BUCKET) there
+is no proxy and no storage fault.
 """
 
 from __future__ import annotations
@@ -21,18 +24,21 @@ import requests
 from bson import ObjectId
 
 from bench.campaign.chaos import ProcessChaos
-from bench.campaign.invariants import BatchCheck, check_batch
+from bench.campaign.invariants import BatchCheck, StorageCheck, check_batch, check_storage
 from bench.campaign.monitor import ACTIVE, FaultEvent, Monitor, Stretch
 from bench.campaign.plan import CampaignConfig, Schedule, make_schedule
 from bench.campaign.providers import ProviderChaos
+from bench.campaign.storage import ExportResult, Exports, StorageChaos, StorageUser
 from bench.campaign.workload import CampaignUser, CancelResult, Upload
 from lib.dev.stack import Stack, free_port
+from lib.storage import Storage
 from tests.support.provider_stub import ProviderStub
+from tests.support.s3_fault_proxy import S3FaultProxy
 
 log = logging.getLogger("bench.faults")
 SWEEP_KICK_LOG = "sweep re-published a step"  # lib/sweep.py's log line
-BATCH_STATUSES = ("creating", "queued", "processing", "cancelling", "processed", "completed_with_errors", "cancelled",
-                  "failed")
+BATCH_STATUSES = ("creating", "ingesting", "queued", "processing", "cancelling", "processed", "completed_with_errors",
+                  "cancelled", "failed")
 
 
 @dataclass
@@ -55,6 +61,13 @@ class CampaignReport:
     no_live_step: list[Stretch] = field(default_factory=list)
     sweep_kicks: int = 0  # batches the sweep re-published a step for (from the app's log)
     problems: list[str] = field(default_factory=list)  # the campaign could not do what it meant to
+    storage_proxied: bool = False  # storage faults injected (moto's server behind the fault proxy)
+    storage_faults: dict[str, int] = field(default_factory=dict)  # the proxy's counts
+    storage_windows: list[str] = field(default_factory=list)
+    storage_check: StorageCheck | None = None
+    exports: list[ExportResult] = field(default_factory=list)
+    found_by_name: int = 0  # direct creates whose answer was lost, their batch found in the list
+    posts_refused: int = 0  # form posts to storage that failed and were made again
 
     @property
     def rows(self) -> Counter[str]:
@@ -80,6 +93,9 @@ class CampaignReport:
                   if u.batch_id is not None and u.batch_id not in checked]
         found += [f"batch {s.batch_id} had no live step for {s.seconds:.0f} s (limit "
                   f"{self.config.no_live_step_limit:.0f} s)" for s in self.no_live_step]
+        if self.storage_check is not None:
+            found += [f"storage: {v}" for v in self.storage_check.violations]
+        found += [f"{e.name}: export by link: {e.error}" for e in self.exports if e.error]
         return found + self.problems
 
     @property
@@ -97,18 +113,24 @@ def run_campaign(config: CampaignConfig, data_dir: Path | None = None) -> Campai
     report = CampaignReport(config, schedule, data_dir)
     chaos_rule = ProviderChaos(config.seed, config.provider_rates, schedule.search_outages, config.read_timeout,
                                config.stub_latency)
+    s3_port = free_port()
+    proxy = None if os.environ.get("S3_BUCKET") else S3FaultProxy(f"http://127.0.0.1:{s3_port}", seed=config.seed)
+    report.storage_proxied = proxy is not None
     with ProviderStub() as stub:
         stub.rule(chaos_rule)
+        app_env = {**stub.env(), **config.app_env(), **({"S3_ENDPOINT_URL": proxy.url} if proxy else {})}
         stack = Stack(data_dir=data_dir, app_port=free_port(), qstash_port=free_port(), db_port=free_port(),
-                      mongodb_uri=external, db_name=f"faults_{config.seed}_{uuid.uuid4().hex[:8]}",
-                      app_env={**stub.env(), **config.app_env()}, sweep_interval=config.sweep_interval)
+                      s3_port=s3_port, mongodb_uri=external, db_name=f"faults_{config.seed}_{uuid.uuid4().hex[:8]}",
+                      app_env=app_env, sweep_interval=config.sweep_interval)
         client: pymongo.MongoClient | None = None
         try:
+            if proxy is not None:
+                proxy.start()
             stack.start()
             requests.post(f"{stack.qstash_url}/__dev/faults", json=config.queue_faults.as_json(config.seed),
                           timeout=5).raise_for_status()
             client = pymongo.MongoClient(stack.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=3000)
-            _play(report, stack, client[stack.db_name], chaos_rule, give_up)
+            _play(report, stack, client[stack.db_name], chaos_rule, proxy, give_up)
             report.checks, report.abandoned_creations = _check_all(client[stack.db_name], report, stack)
             report.queue_stats = requests.get(f"{stack.qstash_url}/__dev/stats", timeout=5).json()
         finally:
@@ -116,6 +138,9 @@ def run_campaign(config: CampaignConfig, data_dir: Path | None = None) -> Campai
             if client is not None:
                 client.close()
             stack.stop()
+            if proxy is not None:
+                report.storage_faults = proxy.stats()
+                proxy.stop()
     report.sweep_kicks = _count_lines(data_dir / "logs" / "app.log", SWEEP_KICK_LOG)
     report.wall_seconds = time.monotonic() - started
     return report
@@ -129,15 +154,20 @@ def _count_lines(path: Path, needle: str) -> int:
         return 0
 
 
-def _play(report: CampaignReport, stack: Stack, db: Any, chaos_rule: ProviderChaos, give_up: float) -> None:
+def _play(report: CampaignReport, stack: Stack, db: Any, chaos_rule: ProviderChaos, proxy: S3FaultProxy | None,
+          give_up: float) -> None:
     config, schedule = report.config, report.schedule
     t0 = time.monotonic()
     chaos_rule.started = t0  # search outages are on the schedule's clock
     monitor = Monitor(db, stack.qstash_url, config.no_live_step_limit).start()
     stop = threading.Event()
     chaos = ProcessChaos(stack, monitor, schedule.process_faults, t0, stop).start()
+    storage_chaos = StorageChaos(proxy, schedule.storage_outages, config.storage_error_rate, t0, stop,
+                                 export_write_failures=config.export_write_failures).start() if proxy else None
+    user = StorageUser(stack.base_url, stack.tokens, config.seed)
+    exports = Exports(user, monitor, threading.Event()).start() if config.exports and stack.storage else None
     try:
-        _user_actions(report, stack, monitor, t0, give_up)
+        _user_actions(report, user, monitor, exports, t0, give_up)
         while time.monotonic() < give_up:
             _track_unknown_batches(db, monitor)
             if monitor.all_final():
@@ -145,13 +175,23 @@ def _play(report: CampaignReport, stack: Stack, db: Any, chaos_rule: ProviderCha
             time.sleep(0.5)
         else:
             report.problems.append(f"deadline: not every batch was final after {time.monotonic() - t0:.0f} s")
+        if exports is not None:
+            exports.finish(give_up + 10)
     finally:
         stop.set()
         if not chaos.join(60):
             report.problems.append("the process-fault thread did not end")
+        if storage_chaos is not None:
+            storage_chaos.join(10)
+            storage_chaos.calm()
+            report.storage_windows = storage_chaos.injected
+        if exports is not None:
+            exports.stop.set()
+            report.exports = sorted(exports.results.values(), key=lambda e: e.name)
         _ensure_running(stack)
         _settle_cancelled(db, [c.batch_id for c in report.cancels], config.lease_seconds + 2, give_up)
         monitor.stop()
+    report.found_by_name, report.posts_refused = user.found_by_name, user.posts_refused
     report.process_faults = dict(chaos.injected)
     report.events = monitor.events
     report.skipped_faults = chaos.skipped
@@ -159,9 +199,9 @@ def _play(report: CampaignReport, stack: Stack, db: Any, chaos_rule: ProviderCha
     report.longest_quiet, report.no_live_step = monitor.longest_quiet, monitor.violations
 
 
-def _user_actions(report: CampaignReport, stack: Stack, monitor: Monitor, t0: float, give_up: float) -> None:
+def _user_actions(report: CampaignReport, user: CampaignUser, monitor: Monitor, exports: Exports | None, t0: float,
+                  give_up: float) -> None:
     """Upload every batch at its moment and cancel the chosen ones, in time order."""
-    user = CampaignUser(stack.base_url, stack.tokens, report.config.seed)
     cancel_after = {c.batch_index: c.after_upload for c in report.schedule.cancels}
     uploads = sorted(report.schedule.batches, key=lambda b: b.upload_at)
     cancels: list[tuple[float, Upload]] = []
@@ -187,9 +227,11 @@ def _user_actions(report: CampaignReport, stack: Stack, monitor: Monitor, t0: fl
             continue
         report.uploads_while_running += running
         monitor.track(upload.batch_id)
-        log.info("t=%5.1fs upload %s: %d rows, %s, %s/%s, concurrency %d%s", time.monotonic() - t0, spec.name,
+        if exports is not None:
+            exports.want(upload.batch_id, spec, upload.total_items)
+        log.info("t=%5.1fs upload %s: %d rows, %s, %s/%s, concurrency %d%s%s", time.monotonic() - t0, spec.name,
                  spec.rows, f"{spec.conversations} conversations" if spec.conversations else "no conversations",
-                 spec.ai_provider, spec.search_provider, spec.concurrency,
+                 spec.ai_provider, spec.search_provider, spec.concurrency, ", straight to storage" if spec.direct else "",
                  f" ({upload.attempts} attempts)" if upload.attempts > 1 else "")
         if spec.index in cancel_after:
             cancels.append((upload.uploaded_at + cancel_after[spec.index], upload))
@@ -232,6 +274,7 @@ def _settle_cancelled(db: Any, batch_ids: list[str], seconds: float, give_up: fl
 def _check_all(db: Any, report: CampaignReport, stack: Stack) -> tuple[list[BatchCheck], int]:
     user = CampaignUser(stack.base_url, stack.tokens, report.config.seed)
     acks = {c.batch_id: c.acked_at for c in report.cancels}
+    file_rows = {spec.name: spec.rows for spec in report.schedule.batches}  # questions in each file
     checks, abandoned = [], 0
     batches = [b for status in BATCH_STATUSES for b in db.batches.find({"status": status})]  # exact keys only
     for batch in batches:
@@ -240,5 +283,13 @@ def _check_all(db: Any, report: CampaignReport, stack: Stack) -> tuple[list[Batc
             continue
         bid = str(batch["_id"])
         results = user.results(bid, "admin")
-        checks.append(check_batch(db, batch, acks.get(bid), bid in acks, results))
+        checks.append(check_batch(db, batch, acks.get(bid), bid in acks, results, file_rows.get(batch.get("name"))))
+    if stack.storage:
+        env = stack.storage_env()  # straight to the bucket, not through the fault proxy
+        storage = Storage(env["S3_BUCKET"], region=env.get("S3_REGION", "us-east-1"),
+                          endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+                          credentials={"aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+                                       "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
+                          if "AWS_ACCESS_KEY_ID" in env else None)
+        report.storage_check = check_storage(db, storage, [b for b in batches if b["status"] != "creating"])
     return sorted(checks, key=lambda c: c.name), abandoned

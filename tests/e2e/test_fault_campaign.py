@@ -29,6 +29,14 @@ def test_the_campaign_injected_every_kind_of_fault(report: CampaignReport):
     assert report.provider_faults.get("ai 5xx", 0) and report.provider_faults.get("ai 429 retry-after", 0)
     assert report.queue_stats.get("duplicated", 0) > 0
     assert any(c.status == 200 for c in report.cancels)
+    if report.storage_proxied:  # object storage away at the wire, during uploads, ingestion and exports
+        assert report.storage_windows and any(k.startswith(("refuse ", "error ")) for k in report.storage_faults)
+        assert any(u.spec.direct and u.batch_id for u in report.uploads) and report.exports
+    # Evaluation runs: trials (items of their own) and analyzers (inside each row's claim).
+    assert any(b.trials > 1 for b in report.schedule.batches) and any(b.analyzers for b in report.schedule.batches)
+    # Both judges on a batch with trials (its file carries references): its rows' analyses were checked.
+    judged = {b.name for b in report.schedule.batches if b.trials > 1 and "expert-scorer" in b.analyzers}
+    assert judged and any(c.analysed and c.input_tokens for c in report.checks if c.name in judged)
 
 
 def test_every_batch_reaches_a_final_state_within_the_deadline(report: CampaignReport):

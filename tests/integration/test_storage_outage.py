@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.integration.test_storage_uploads import CONVERSATIONS, ask_upload, create, nothing_stored, upload
+from tests.integration.test_storage_uploads import CONVERSATIONS, ask_upload, create, nothing_stored, post_file, upload
 from tests.support.live_app import LiveApp
 
 pytest_plugins = ["tests.support.s3_fixtures"]  # moto's server and the live app with storage
@@ -89,3 +89,21 @@ def test_an_ingestion_interrupted_by_storage_away_finishes_once_it_is_back(app):
 
     final = app.wait_final("partner", batch_id, timeout=120)
     assert final["status"] == "processed" and final["processedItems"] == 60
+
+
+def test_storage_away_while_the_file_is_posted_leaves_no_batch_and_the_same_upload_works_once_it_is_back(app):
+    form = ask_upload(app, "partner", fileName="q.csv", size=len(CONVERSATIONS), contentType="text/csv").json()
+    app.s3.stop()
+
+    with pytest.raises(requests.ConnectionError):
+        post_file(form, CONVERSATIONS)
+    assert_unavailable(create(app, "partner", form["uploadId"]))
+    app.s3.start()
+    missing = create(app, "partner", form["uploadId"])  # storage is back, but the post never landed
+
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "UPLOAD_MISSING"
+    assert nothing_stored(app)
+    assert post_file(form, CONVERSATIONS).status_code == 204  # the same form, posted again
+    created = create(app, "partner", form["uploadId"])
+    assert created.status_code == 202, created.text
+    assert app.wait_final("partner", created.json()["batchId"], timeout=120)["status"] == "processed"
