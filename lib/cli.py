@@ -166,21 +166,27 @@ def format_progress(status: Mapping[str, Any], width: int = 200) -> str:
     """
     total = int(status.get("totalItems") or 0)
     ok, failed = int(status.get("processedItems") or 0), int(status.get("failedItems") or 0)
-    cancelled = int(status.get("cancelledItems") or 0)
-    done = ok + failed + cancelled
-    percent = status.get("percentComplete")
-    percent = float(percent) if percent is not None else (100.0 if total == 0 else 100.0 * done / total)
+    blocked, cancelled = int(status.get("blockedItems") or 0), int(status.get("cancelledItems") or 0)
+    done = ok + blocked + failed + cancelled
     state = str(status.get("status", "?"))
-    outcomes = [f"ok {ok}", f"failed {failed}"] + ([f"cancelled {cancelled}"] if cancelled else [])
-    eta = [f"ETA {format_duration(status.get('etaSeconds'))}"] if state in RUNNING_STATUSES else []
-    counts = [f"{done}/{total} rows", *outcomes, *eta]
+    if state == "ingesting":  # a big upload's rows are still being written: that is the progress to show
+        done = int(status.get("ingestedItems") or 0)
+        percent = 100.0 if total == 0 else 100.0 * done / total
+        counts, eta = [f"{done}/{total} rows written"], []
+    else:
+        percent = status.get("percentComplete")
+        percent = float(percent) if percent is not None else (100.0 if total == 0 else 100.0 * done / total)
+        outcomes = [f"ok {ok}"] + ([f"blocked {blocked}"] if blocked else []) + [f"failed {failed}"] \
+            + ([f"cancelled {cancelled}"] if cancelled else [])
+        eta = [f"ETA {format_duration(status.get('etaSeconds'))}"] if state in RUNNING_STATUSES else []
+        counts = [f"{done}/{total} rows", *outcomes, *eta]
     candidates = [
         *("  ".join([f"{state:<10}", _bar(percent, bar), f"{percent:5.1f}%", *counts])
           for bar in range(BAR_WIDTH, MIN_BAR_WIDTH - 1, -1)),
         "  ".join([f"{state:<10}", f"{percent:5.1f}%", *counts]),
         "  ".join([state, *counts]),
         " ".join([state, *counts]),
-        " ".join([state, f"{done}/{total} rows", *eta]),
+        " ".join([state, counts[0], *eta]),
     ]
     return next((line for line in candidates if len(line) <= width), candidates[-1][:width])
 
@@ -206,7 +212,8 @@ class ProgressDisplay:
             self._drawn = len(line)
         else:
             now, state = self.clock(), str(status.get("status"))
-            counts = tuple(status.get(k) for k in ("processedItems", "failedItems", "cancelledItems"))
+            counts = tuple(status.get(k) for k in ("processedItems", "blockedItems", "failedItems", "cancelledItems",
+                                                   "ingestedItems"))
             if self._last is not None and state == self._last[1] and state not in FINAL_STATUSES:
                 wait = PLAIN_EVERY_SECONDS if counts != self._last[2] else PLAIN_HEARTBEAT_SECONDS
                 if now - self._last[0] < wait:

@@ -138,6 +138,21 @@ def test_a_finished_batch_shows_no_eta_and_cancelled_rows_only_when_there_are_so
     assert "cancelled 3" in format_progress(RUNNING | {"cancelledItems": 3})
 
 
+def test_blocked_rows_count_as_done_and_show_only_when_there_are_some() -> None:
+    line = format_progress(RUNNING | {"blockedItems": 2, "percentComplete": None})
+    assert "8/10 rows" in line and "blocked 2" in line and " 80.0%" in line
+    assert "blocked" not in format_progress(RUNNING)
+
+
+def test_an_ingesting_batch_shows_the_rows_written_so_far() -> None:
+    line = format_progress({"status": "ingesting", "totalItems": 100_000, "ingestedItems": 25_000,
+                            "processedItems": 0, "failedItems": 0, "percentComplete": 0.0})
+    assert line.startswith("ingesting") and "25000/100000 rows written" in line and " 25.0%" in line
+    assert "ETA" not in line
+    assert "25000/100000 rows written" in format_progress({"status": "ingesting", "totalItems": 100_000,
+                                                          "ingestedItems": 25_000}, width=40)
+
+
 def test_the_percent_is_worked_out_when_the_server_does_not_give_it() -> None:
     assert " 60.0%" in format_progress(RUNNING | {"percentComplete": None})
 
