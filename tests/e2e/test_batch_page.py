@@ -26,37 +26,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import APIRequestContext, Browser, Locator, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import APIRequestContext, Browser, Locator, Page, Playwright, expect
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+from tests.support.browser import DESKTOP, PHONE, check_axe
+
 ORIGINAL_COLUMNS = ["chatId", "REDACTEDQUESTION", "URL", "ticket"]
 RESULT_COLUMNS = ["status", "answer", "citationUrl", "error", "interactionId", "responseTimeMs"]
 RUN_TIMEOUT_MS = 120_000  # a 10-row batch takes seconds; leave room for a slow machine
 UPLOAD_TIMEOUT_MS = 60_000  # writing a thousand rows takes a few seconds on a busy machine
-AXE_SCRIPT = Path(__file__).resolve().parents[2] / "ui" / "node_modules" / "axe-core" / "axe.min.js"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def pw() -> Iterator[Playwright]:
-    with sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture(scope="module")
-def browser(pw: Playwright) -> Iterator[Browser]:
-    chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-    yield chromium
-    chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -92,25 +69,6 @@ def open_page(browser: Browser, *, viewport: dict | None = None, enforce_csp: bo
     finally:
         context.close()
     assert problems == [], problems
-
-
-def check_axe(page: Page, state: str) -> None:
-    """axe-core finds no accessibility violation in the page as it is now."""
-    assert AXE_SCRIPT.is_file(), f"{AXE_SCRIPT} is missing: run `npm --prefix ui ci`"
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.add_script_tag(path=str(AXE_SCRIPT))
-    violations = page.evaluate(
-        """async () => {
-            const result = await window.axe.run(document);
-            return result.violations.map((v) => ({
-                id: v.id,
-                impact: v.impact,
-                help: v.help,
-                nodes: v.nodes.slice(0, 5).map((node) => node.target.join(' ')),
-            }));
-        }"""
-    )
-    assert violations == [], f"axe found violations in the {state} state:\n" + json.dumps(violations, indent=2)
 
 
 def page_width(page: Page) -> int:

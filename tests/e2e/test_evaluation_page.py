@@ -23,16 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import APIRequestContext, Browser, Locator, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import APIRequestContext, Browser, Locator, Page, Playwright, expect
 
+from tests.support.browser import DESKTOP, PHONE, check_axe
 from tests.support.provider_stub import Fault, ProviderStub, RecordedRequest, model_text
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-AXE_SCRIPT = Path(__file__).resolve().parents[2] / "ui" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENS = Path("/tmp/screens")
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 RUN_TIMEOUT_S = 120
 FINAL = ("processed", "completed_with_errors", "cancelled", "failed")
 QUESTIONS = [
@@ -83,19 +79,6 @@ def eval_stack(stack_factory, stand_in):
 
 
 @pytest.fixture(scope="module")
-def pw() -> Iterator[Playwright]:
-    with sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture(scope="module")
-def browser(pw: Playwright) -> Iterator[Browser]:
-    chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-    yield chromium
-    chromium.close()
-
-
-@pytest.fixture(scope="module")
 def api(pw: Playwright, eval_stack) -> Iterator[APIRequestContext]:
     context = pw.request.new_context(base_url=eval_stack.base_url)
     yield context
@@ -132,16 +115,6 @@ def open_page(browser: Browser, *, viewport: dict | None = None, locale: str = "
     finally:
         context.close()
     assert problems == [], problems
-
-
-def check_axe(page: Page, state: str) -> None:
-    """axe-core finds no accessibility violation in the page as it is now."""
-    assert AXE_SCRIPT.is_file(), f"{AXE_SCRIPT} is missing: run `npm --prefix ui ci`"
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.add_script_tag(path=str(AXE_SCRIPT))
-    violations = page.evaluate("""async () => (await window.axe.run(document)).violations.map((v) => ({
-        id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ')) }))""")
-    assert violations == [], f"axe found violations in the {state} state:\n" + json.dumps(violations, indent=2)
 
 
 def sign_in(page: Page, stack, user: str = "partner") -> None:
