@@ -164,8 +164,8 @@ def _spending(check: BatchCheck, batch: dict[str, Any], items: list[dict[str, An
     costs = [i.get("cost") or {} for i in items]
     check.input_tokens = sum(int(c.get("inputTokens") or 0) for c in costs)
     check.output_tokens = sum(int(c.get("outputTokens") or 0) for c in costs)
-    micro = sum(round(float(c.get("usd") or 0) * 1_000_000) for c in costs)
-    check.cost_usd = micro / 1_000_000
+    # Finalisation writes the exact sum (the live total grows in micro-dollars per flush).
+    check.cost_usd = round(sum(float(c.get("usd") or 0) for c in costs), 8)
     for field_name, total in (("inputTokens", check.input_tokens), ("outputTokens", check.output_tokens)):
         if int(batch.get(field_name) or 0) != total:
             check.violations.append(f"{field_name}={batch.get(field_name) or 0}, but its rows recorded {total}")

@@ -250,6 +250,9 @@ def test_an_interrupt_cancels_the_running_batch_writes_the_finished_rows_and_exi
         [sys.executable, "-m", "lib.cli", "run", str(conversations), "--ai", "openai", "--search", "offline",
          "--concurrency", "1", *against(slow_stack)],
         cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell running the suite in the background leaves SIGINT ignored, and a child
+        # inherits that: give the CLI the terminal's default, as a user's shell does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stderr is not None and process.stdout is not None
     queued = process.stderr.readline()  # "Batch <id>: 10 rows queued"
