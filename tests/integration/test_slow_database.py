@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import pymongo
 import pytest
@@ -101,7 +102,22 @@ class SlowStack:
 
 
 @pytest.fixture
-def slow(database_server: DatabaseServer, db_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowStack]:
+def own_database_server(database_server: DatabaseServer, tmp_path: Path) -> Iterator[DatabaseServer]:
+    """A SecantusDB of the test's own: the run's shared one has grown by then, and this test
+    measures the engine against a slow link, not against whatever the earlier tests left
+    (a real MongoDB given by MONGODB_URI is used as it is)."""
+    if database_server.external_uri:
+        yield database_server
+        return
+    server = DatabaseServer(None, tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def slow(own_database_server: DatabaseServer, db_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowStack]:
+    database_server = own_database_server
     try:
         proxy = LatencyProxy.for_uri(database_server.uri, DB_DELAY)
     except ValueError as exc:
