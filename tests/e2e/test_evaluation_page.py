@@ -320,7 +320,11 @@ def test_a_batch_stopped_by_its_budget_runs_its_cancelled_rows_again_within_a_hi
                                                                                         questions, screens):
     with open_page(browser) as page:
         sign_in(page, eval_stack)
-        page.get_by_label("Rows at once").fill("1")  # one row at a time: the budget is met after the first rows
+        at_once = page.get_by_label("Rows at once")
+        # The options' default lands in the field once they load; filling before that can leave both ("41").
+        expect(at_once).not_to_have_value("")
+        at_once.fill("1")  # one row at a time: the budget is met after the first rows
+        expect(at_once).to_have_value("1")
         open_evaluation(page)
         page.get_by_label("Budget (US dollars)").fill("0.002")
         batch_id = upload_evaluation(page, questions, unique("budget"), analyzers=())
