@@ -30,9 +30,9 @@ from typing import Any
 import requests
 
 from bench.memory import Instance
+from devstack.qstash_server import QStashDevServer
+from devstack.qstash_signing import sign_delivery
 from lib.auth import issue_token
-from lib.dev.qstash_server import QStashDevServer
-from lib.dev.qstash_signing import sign_delivery
 from lib.models import Role
 from lib.services import build_services
 from lib.settings import DEV_QSTASH_CURRENT_SIGNING_KEY, Settings

@@ -34,7 +34,7 @@ from typing import Any
 import requests
 
 from bench.big_upload import write_csv
-from lib.dev.stack import Stack, free_port
+from devstack.stack import Stack, free_port
 
 SAMPLE_SECONDS = 0.5
 _REQUEST = re.compile(r"^(\S+ \S+) INFO ai_answers\.http request id=\S+ method=(\S+) path=(\S+) status=(\d+) ms=(\d+)"

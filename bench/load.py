@@ -52,8 +52,8 @@ import pymongo
 from bson import ObjectId
 
 from bench.load_users import ApiClient, LoadUser, Recorder, Sample, Tracked, UserPlan
+from devstack.stack import Stack, free_port
 from lib.auth import issue_token
-from lib.dev.stack import Stack, free_port
 from lib.models import Role
 
 log = logging.getLogger("bench.load")

@@ -63,7 +63,7 @@ def _control(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 def serve() -> None:
     from werkzeug.serving import make_server
 
-    from lib.dev.appserver import QuietHandler, Router, load_routes
+    from devstack.appserver import QuietHandler, Router, load_routes
 
     router = Router(load_routes(ROOT / "api"), None)
 

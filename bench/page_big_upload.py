@@ -5,7 +5,7 @@
     .venv/bin/python -m bench.page_big_upload --json out.json
 
 The whole local stack runs as child processes on free ports (SecantusDB or MONGODB_URI,
-moto's S3 server, the QStash dev server delivering steps, the app server: lib/dev/stack.py),
+moto's S3 server, the QStash dev server delivering steps, the app server: devstack/stack.py),
 and Chromium (Playwright, /usr/bin/chromium) signs in, picks the file (bench/big_upload.py's
 generator) and presses "Upload and start": the page asks for a presigned form, posts the
 file to storage with XMLHttpRequest (its progress bar), then creates the batch with the
@@ -39,7 +39,7 @@ import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
 from bench.big_upload import write_csv
-from lib.dev.stack import Stack, free_port
+from devstack.stack import Stack, free_port
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]

@@ -297,7 +297,7 @@ def phase_rpm(stack: BenchStack, config: Config, results: Results) -> None:
 
 def phase_memory(stack: BenchStack, config: Config, results: Results) -> None:
     from bench.memory import measure_download, measure_upload
-    from lib.dev.qstash_server import QStashDevServer
+    from devstack.qstash_server import QStashDevServer
 
     env = {**os.environ, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     token = stack.app.tokens["partner"]

@@ -124,7 +124,7 @@ def resolve_target(url: str | None, token: str | None, user: str, stack_file: Pa
         info = json.loads(stack_file.read_text(encoding="utf-8"))
         tokens, base_url = info["tokens"], info["baseUrl"]
     except FileNotFoundError as exc:
-        raise UsageError(f"No local stack info at {stack_file}. Start the stack (python -m lib.dev.stack) "
+        raise UsageError(f"No local stack info at {stack_file}. Start the stack (python -m devstack.stack) "
                          "or give --url and --token.") from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"Cannot read the stack info in {stack_file}: {exc!r}") from exc

@@ -14,7 +14,7 @@ import time
 
 from bench.campaign.monitor import Monitor
 from bench.campaign.plan import ProcessFault
-from lib.dev.stack import Stack
+from devstack.stack import Stack
 
 log = logging.getLogger("bench.faults")
 

@@ -30,7 +30,7 @@ from bench.campaign.plan import CampaignConfig, Schedule, make_schedule
 from bench.campaign.providers import ProviderChaos
 from bench.campaign.storage import ExportResult, Exports, StorageChaos, StorageUser
 from bench.campaign.workload import CampaignUser, CancelResult, Upload
-from lib.dev.stack import Stack, free_port
+from devstack.stack import Stack, free_port
 from lib.storage import Storage
 from tests.support.provider_stub import ProviderStub
 from tests.support.s3_fault_proxy import S3FaultProxy

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
-from lib.dev.stack import Stack, free_port
+from devstack.stack import Stack, free_port
 from tests.support.browser import launch_chromium
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ import openpyxl
 import pytest
 import requests
 
-from lib.dev.stack import free_port
+from devstack.stack import free_port
 from tests.e2e.conftest import ROOT, RunningStack
 from tests.support.provider_stub import ProviderStub
 
@@ -214,7 +214,7 @@ def test_a_missing_stack_file_exits_2_and_says_how_to_start_the_stack(conversati
     done = cli("run", conversations, "--lang", "en", "--stack-file", tmp_path / "nope.json", cwd=tmp_path)
 
     assert done.returncode == 2
-    assert "python -m lib.dev.stack" in done.stderr
+    assert "python -m devstack.stack" in done.stderr
 
 
 def batch_status(stack: RunningStack, batch_id: str) -> dict:

@@ -72,8 +72,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from devstack.stack import free_port
 from lib.auth import issue_token
-from lib.dev.stack import free_port
 from lib.models import Role
 from lib.store.client import Store, get_client
 from lib.store.users import UserStore

@@ -10,8 +10,8 @@ from lib.auth import issue_token
 from lib.models import Role
 from lib.services import Services, build_services, reset_services
 from lib.settings import Settings
-from tests.support.provider_stub import ProviderStub
 from tests.support.live_app import LiveApp
+from tests.support.provider_stub import ProviderStub
 from tests.support.recording_queue import RecordingQueue
 
 JWT_SECRET = "integration-secret-" + "x" * 20

@@ -13,7 +13,7 @@ import pytest
 import requests
 from bson import ObjectId
 
-from lib.dev.qstash_signing import sign_delivery
+from devstack.qstash_signing import sign_delivery
 from lib.settings import DEV_QSTASH_CURRENT_SIGNING_KEY, DEV_QSTASH_NEXT_SIGNING_KEY
 from tests.support.live_app import LiveApp
 

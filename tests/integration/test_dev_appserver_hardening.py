@@ -1,6 +1,6 @@
 """The local app server under attack (issue 10, findings 4 and 9), over raw sockets.
 
-The server runs in-process on a free port (and once as `python -m lib.dev.appserver`);
+The server runs in-process on a free port (and once as `python -m devstack.appserver`);
 the API routes talk to a real SecantusDB through the `installed` services.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from werkzeug.test import Client
 
-from lib.dev.appserver import Router, load_routes, make_app_server
-from lib.dev.stack import free_port
+from devstack.appserver import Router, load_routes, make_app_server
+from devstack.stack import free_port
 from lib.http import PAGE_HEADERS
 from tests.integration.conftest import bearer
 
@@ -113,7 +113,7 @@ def test_a_body_that_stalls_before_its_content_length_ends_within_the_read_timeo
 def test_the_read_timeout_is_a_command_line_argument(static_dir):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "lib.dev.appserver", "--port", str(port), "--static", str(static_dir),
+        [sys.executable, "-m", "devstack.appserver", "--port", str(port), "--static", str(static_dir),
          "--read-timeout", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:

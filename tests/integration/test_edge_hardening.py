@@ -17,7 +17,7 @@ import pytest
 import requests
 from werkzeug.test import Client
 
-from lib.dev.appserver import load_routes
+from devstack.appserver import load_routes
 from tests.integration.conftest import bearer
 
 ROOT = Path(__file__).resolve().parents[2]

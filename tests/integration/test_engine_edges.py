@@ -15,8 +15,8 @@ from lib.queue import StepMessage
 from lib.services import Services, build_services
 from lib.settings import Settings
 from lib.upload import UploadedForm
-from tests.support.provider_stub import Fault
 from tests.support.command_log import CommandLog
+from tests.support.provider_stub import Fault
 from tests.support.recording_queue import RecordingQueue, drain
 
 

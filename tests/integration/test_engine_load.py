@@ -17,6 +17,7 @@ from lib.upload import UploadedForm
 from tests.support.command_log import CommandLog
 from tests.support.recording_queue import RecordingQueue, drain
 
+
 @pytest.fixture
 def counted(env: dict[str, str], queue: RecordingQueue):
     """Services on a client of their own whose every command is counted."""

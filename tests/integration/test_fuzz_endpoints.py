@@ -28,9 +28,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from werkzeug.test import Client, TestResponse
 
+from devstack.qstash_server import QStashDevServer
+from devstack.qstash_signing import body_hash, sign_delivery
 from lib.auth import issue_token
-from lib.dev.qstash_server import QStashDevServer
-from lib.dev.qstash_signing import body_hash, sign_delivery
 from lib.settings import DEV_QSTASH_CURRENT_SIGNING_KEY
 from lib.upload import UploadedForm
 from tests.integration.conftest import JWT_SECRET, bearer

@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from werkzeug.test import Client
 
-from lib.dev.qstash_server import QStashDevServer
+from devstack.qstash_server import QStashDevServer
 from lib.upload import UploadedForm
 from tests.integration.conftest import bearer
 from tests.support.fuzz_checks import assert_answered_with_a_code, code_of

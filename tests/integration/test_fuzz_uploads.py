@@ -21,11 +21,11 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterator
-from xml.sax.saxutils import escape as xml_escape
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 import openpyxl
 import pytest
@@ -36,8 +36,8 @@ from hypothesis import strategies as st
 from openpyxl.utils import get_column_letter
 from werkzeug.test import Client, TestResponse
 
+from devstack.qstash_server import QStashDevServer
 from lib.chat.screening import screen
-from lib.dev.qstash_server import QStashDevServer
 from lib.spreadsheet import QUESTION_HEADERS, normalise_header, parse_upload
 from tests.integration.conftest import bearer
 from tests.support.fuzz_checks import CODE, assert_answered_with_a_code, code_of

@@ -23,8 +23,8 @@ import requests
 from qstash import QStash, Receiver
 from qstash.errors import QStashError, SignatureError
 
-from lib.dev.qstash_server import QStashDevServer, compute_backoff, parse_duration
-from lib.dev.qstash_signing import sign_delivery
+from devstack.qstash_server import QStashDevServer, compute_backoff, parse_duration
+from devstack.qstash_signing import sign_delivery
 from lib.settings import DEV_QSTASH_CURRENT_SIGNING_KEY, DEV_QSTASH_NEXT_SIGNING_KEY, DEV_QSTASH_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -415,7 +415,7 @@ def test_the_backoff_follows_qstash_curve_scaled_and_capped_at_a_day():
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
 def test_the_server_runs_as_a_module_and_stops_cleanly_on_a_signal(stop_signal):
     process = subprocess.Popen(
-        [sys.executable, "-m", "lib.dev.qstash_server", "--port", "0", "--quiet"],
+        [sys.executable, "-m", "devstack.qstash_server", "--port", "0", "--quiet"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -80,7 +80,7 @@ class RequestLog(logging.Handler):
             timed = Timed(m["path"], int(m["status"]), int(m["ms"]) / 1000, m["rest"].strip())
             with self._guard:
                 self.requests.append(timed)
-        elif record.name == "lib.dev.qstash_server" and (m := _DELIVERY.search(message)):
+        elif record.name == "devstack.qstash_server" and (m := _DELIVERY.search(message)):
             with self._guard:
                 self.deliveries.append(Timed(m["url"], 0, int(m["ms"]) / 1000, m["result"]))
 
@@ -144,7 +144,7 @@ def slow(own_database_server: DatabaseServer, db_name: str, monkeypatch: pytest.
         user = services.users.upsert("partner@example.gc.ca", Role.PARTNER)
         app.tokens["partner"] = issue_token(user.id, JWT_SECRET)
         log = RequestLog()
-        for logger in (logging.getLogger("ai_answers.http"), logging.getLogger("lib.dev.qstash_server")):
+        for logger in (logging.getLogger("ai_answers.http"), logging.getLogger("devstack.qstash_server")):
             cleanup.callback(logger.setLevel, logger.level)
             cleanup.callback(logger.removeHandler, log)
             logger.addHandler(log)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pymongo
 
-from lib.dev.stack import free_port
+from devstack.stack import free_port
 
 
 class DatabaseServer:

@@ -15,8 +15,8 @@ from typing import Any
 import requests
 from werkzeug.serving import make_server
 
-from lib.dev.appserver import Router, QuietHandler, load_routes
-from lib.dev.qstash_server import QStashDevServer
+from devstack.appserver import QuietHandler, Router, load_routes
+from devstack.qstash_server import QStashDevServer
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = ("processed", "completed_with_errors", "cancelled", "failed")

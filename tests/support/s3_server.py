@@ -12,7 +12,7 @@ import threading
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from lib.dev.stack import free_port
+from devstack.stack import free_port
 from lib.storage import Storage
 
 BUCKET = "ai-answers-test"

@@ -6,8 +6,8 @@ from lib.models import BatchItem, BatchStatus, ItemStatus
 from lib.planning import (
     DurationEstimate,
     chat_key_for,
-    counters,
     compute_backoff,
+    counters,
     final_status,
     may_start_row,
     plan_runnable,

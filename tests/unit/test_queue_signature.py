@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from lib.dev.qstash_signing import sign_delivery
+from devstack.qstash_signing import sign_delivery
 from lib.errors import Unauthorized
 from lib.queue import verify_signature
 from lib.settings import DEV_QSTASH_CURRENT_SIGNING_KEY as CURRENT

@@ -23,6 +23,7 @@ from lib.spreadsheet import (
     parse_upload,
 )
 
+
 def parse(data: bytes | str, filename: str | None = "questions.csv", **limits):
     if isinstance(data, str):
         data = data.encode("utf-8")

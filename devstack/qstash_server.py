@@ -1,6 +1,6 @@
 """A QStash-compatible dev server: accepts the `qstash` SDK's publishes, delivers them.
 
-Run it with `python -m lib.dev.qstash_server [--host H] [--port P] [--quiet]` (it prints
+Run it with `python -m devstack.qstash_server [--host H] [--port P] [--quiet]` (it prints
 `QSTASH_URL=http://...` on stdout once listening), or embed it in tests:
 `QStashDevServer(port=0).start()`, then `.url`, then `.stop()`. Its token and signing
 keys default to the official dev server's fixed ones (`lib.settings`), so one `.env`
@@ -19,7 +19,7 @@ QStash API (Bearer token required, errors answer `{"error": "..."}`):
 
 Delivery: worker threads send each due message to its URL with the body, its
 `Content-Type`, forwarded headers (prefix removed), `Upstash-Message-Id`,
-`Upstash-Retried` and `Upstash-Signature` (see `lib.dev.qstash_signing`). A 2xx ends
+`Upstash-Retried` and `Upstash-Signature` (see `devstack.qstash_signing`). A 2xx ends
 the message; anything else, a connection error or a timeout is retried after
 `compute_backoff(retried)` seconds until `Upstash-Retries` is used up, then the
 message goes to the DLQ.
@@ -47,7 +47,7 @@ Control endpoints (no token; for tests and benchmarks):
 - `POST /__dev/reset`: forget messages, pending deliveries, deduplication ids and
   counters (faults stay).
 
-Each publish and each delivery attempt logs one line (logger `lib.dev.qstash_server`),
+Each publish and each delivery attempt logs one line (logger `devstack.qstash_server`),
 never the token or a key.
 """
 
@@ -80,7 +80,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from werkzeug.wrappers import Request, Response
 
-from lib.dev.qstash_signing import sign_delivery
+from devstack.qstash_signing import sign_delivery
 from lib.errors import AppError, BadRequest, MethodNotAllowed, NotFound, Unauthorized
 from lib.settings import DEV_QSTASH_CURRENT_SIGNING_KEY, DEV_QSTASH_NEXT_SIGNING_KEY, DEV_QSTASH_TOKEN
 
@@ -587,7 +587,7 @@ def _json_object(text: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the dev server until SIGINT or SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m lib.dev.qstash_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devstack.qstash_server", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument("--quiet", action="store_true", help="no log line per publish and delivery")

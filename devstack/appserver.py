@@ -5,7 +5,7 @@ with the page's security headers (`lib.http.PAGE_HEADERS`, mirrored in vercel.js
 Errors the HTTP layer answers before any app runs (a header over 64 KiB, too many
 headers, a garbled request line) are JSON error envelopes like every other error, and a
 socket read timeout ends a connection whose headers or body stall.
-Run as `python -m lib.dev.appserver --port 3000 [--read-timeout 30]`.
+Run as `python -m devstack.appserver --port 3000 [--read-timeout 30]`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response
 from lib.errors import AppError
 from lib.http import PAGE_HEADERS, page_headers, storage_sources
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 # Long enough for a slow upload's next packet, short enough that a stalled client cannot

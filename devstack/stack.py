@@ -1,6 +1,6 @@
 """The local stack in one command: database, queue, app server, seeded users, tokens.
 
-    python -m lib.dev.stack            # what `make dev` runs
+    python -m devstack.stack            # what `make dev` runs
 
 Starts SecantusDB (a MongoDB-wire server; skipped when MONGODB_URI points elsewhere),
 moto's S3 server (object storage, its bucket created with CORS for the page; skipped
@@ -33,7 +33,7 @@ from lib.auth import issue_token
 from lib.models import Role
 from lib.settings import DEV_QSTASH_CURRENT_SIGNING_KEY, DEV_QSTASH_NEXT_SIGNING_KEY, DEV_QSTASH_TOKEN
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SEED_USERS = {"admin": Role.ADMIN, "partner": Role.PARTNER, "partner2": Role.PARTNER}
 SWEEP_INTERVAL_SECONDS = 30
 LOCAL_BUCKET = "ai-answers-local"
@@ -183,12 +183,12 @@ class Stack:
         self._signal("s3", signal.SIGTERM)
 
     def start_qstash(self) -> None:
-        self._spawn("qstash", [sys.executable, "-m", "lib.dev.qstash_server", "--port", str(self.qstash_port),
+        self._spawn("qstash", [sys.executable, "-m", "devstack.qstash_server", "--port", str(self.qstash_port),
                                *self.qstash_args])
         wait_until(lambda: requests.get(f"{self.qstash_url}/__dev/stats", timeout=1).ok, 30, "QStash dev server")
 
     def start_app(self) -> None:
-        self._spawn("app", [sys.executable, "-m", "lib.dev.appserver", "--port", str(self.app_port)],
+        self._spawn("app", [sys.executable, "-m", "devstack.appserver", "--port", str(self.app_port)],
                     env=self.app_environment())
         wait_until(lambda: requests.get(f"{self.base_url}/api/batch/list", timeout=1).status_code == 401, 30,
                    "app server")
