@@ -17,7 +17,6 @@ from urllib.parse import urlparse
 
 from lib.errors import ConfigError
 from lib.pricing import PriceTable, parse_prices
-from lib.providers.gate import Limits, parse_limits
 
 T = TypeVar("T")
 
@@ -96,6 +95,25 @@ class _Reader:
         if value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
+
+
+def parse_provider_limits(spec: str | None, default_per_minute: int | None) -> dict[str, tuple[int, int | None]]:
+    """`openai=16/600,anthropic=8` -> {provider: (in flight, per minute)}. Raises ValueError naming the bad part."""
+    result: dict[str, tuple[int, int | None]] = {}
+    for part in (spec or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        in_flight, _, per_minute = value.partition("/")
+        try:
+            limits = (int(in_flight), int(per_minute) if per_minute else default_per_minute)
+        except ValueError:
+            raise ValueError(part) from None
+        if not name.strip() or limits[0] < 1 or (limits[1] is not None and limits[1] < 1):
+            raise ValueError(part)
+        result[name.strip()] = limits
+    return result
 
 
 @dataclass(frozen=True)
@@ -251,14 +269,14 @@ class Settings:
         settings._check_consistency()
         return settings
 
-    def provider_limits(self, name: str) -> Limits:
-        """The ceiling on calls in flight and per minute for one provider."""
-        default = Limits(self.provider_max_in_flight, self.provider_per_minute or None)
-        return parse_limits(self.provider_limits_spec, default).get(name, default)
+    def provider_limits(self, name: str) -> tuple[int, int | None]:
+        """The ceiling on one provider's calls: (in flight, per minute or None for no ceiling)."""
+        default = (self.provider_max_in_flight, self.provider_per_minute or None)
+        return parse_provider_limits(self.provider_limits_spec, default[1]).get(name, default)
 
     def _check_consistency(self) -> None:
         try:
-            parse_limits(self.provider_limits_spec, Limits(1, None))
+            parse_provider_limits(self.provider_limits_spec, None)
         except ValueError as exc:
             raise ConfigError(f"PROVIDER_LIMITS must look like 'openai=16/600,google=8', got {exc}") from None
         if self.step_safety_seconds >= self.function_max_duration:

@@ -116,19 +116,3 @@ class ProviderGate:
             self.release()
             raise
         self.release()
-
-
-def parse_limits(spec: str | None, default: Limits) -> dict[str, Limits]:
-    """`openai=16/600,anthropic=8` -> per-provider limits (in flight / per minute). Raises ValueError."""
-    result: dict[str, Limits] = {}
-    for part in (spec or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        name, _, value = part.partition("=")
-        in_flight, _, per_minute = value.partition("/")
-        limits = Limits(int(in_flight), int(per_minute) if per_minute else default.per_minute)
-        if not name.strip() or limits.max_in_flight < 1 or (limits.per_minute is not None and limits.per_minute < 1):
-            raise ValueError(part)
-        result[name.strip()] = limits
-    return result

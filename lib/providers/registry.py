@@ -14,7 +14,7 @@ from collections.abc import Callable
 from lib.errors import BadRequest
 from lib.providers import anthropic, azure, canadaca, google, openai
 from lib.providers.base import AIProvider, Completion, CompletionRequest, SearchProvider, SearchResult
-from lib.providers.gate import ProviderGate
+from lib.providers.gate import Limits, ProviderGate
 from lib.providers.http import Session, build_session
 from lib.providers.offline import OfflineAI, OfflineSearch
 from lib.settings import Settings
@@ -43,7 +43,7 @@ def shared_gate(provider: str, settings: Settings) -> ProviderGate:
     key = (provider, settings)
     with _sessions_lock:
         if key not in _gates:
-            _gates[key] = ProviderGate(provider, settings.provider_limits(provider))
+            _gates[key] = ProviderGate(provider, Limits(*settings.provider_limits(provider)))
         return _gates[key]
 
 

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from lib.errors import UpstreamError
-from lib.providers.gate import Limits, ProviderGate, parse_limits
+from lib.providers.gate import Limits, ProviderGate
 
 
 def test_calls_in_flight_never_pass_the_ceiling():
@@ -60,21 +60,3 @@ def test_a_429_seen_inside_a_call_slows_the_gate_down_too():
     assert gate.ceiling == 2.0 and gate.stats.rate_limited == 1
     with pytest.raises(UpstreamError):
         gate.acquire(timeout=0.05)
-
-
-@pytest.mark.parametrize(
-    ("spec", "expected"),
-    [
-        ("openai=16/600", {"openai": Limits(16, 600)}),
-        ("openai=16/600, google=8", {"openai": Limits(16, 600), "google": Limits(8, None)}),
-        ("", {}),
-    ],
-)
-def test_limits_are_read_from_a_short_spec(spec, expected):
-    assert parse_limits(spec, Limits(32, None)) == expected
-
-
-@pytest.mark.parametrize("spec", ["openai", "openai=x", "openai=0", "=3", "openai=3/0"])
-def test_a_malformed_spec_is_refused(spec):
-    with pytest.raises(ValueError):
-        parse_limits(spec, Limits(32, None))

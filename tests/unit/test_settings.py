@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from lib.errors import ConfigError
-from lib.settings import DEV_QSTASH_TOKEN, Settings
+from lib.settings import DEV_QSTASH_TOKEN, Settings, parse_provider_limits
 
 BASE = {
     "MONGODB_URI": "mongodb://127.0.0.1:27017",
@@ -63,3 +63,27 @@ def test_the_step_budget_and_lease_follow_the_function_max_duration_in_vercel_js
     settings = Settings.from_env(BASE)
     assert settings.function_max_duration == max_duration
     assert settings.step_budget_seconds < max_duration < settings.step_lease_seconds
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("openai=16/600", {"openai": (16, 600)}),
+        ("openai=16/600, google=8", {"openai": (16, 600), "google": (8, None)}),
+        ("", {}),
+    ],
+)
+def test_provider_limits_are_read_from_a_short_spec(spec, expected):
+    assert parse_provider_limits(spec, None) == expected
+
+
+@pytest.mark.parametrize("spec", ["openai", "openai=x", "openai=0", "=3", "openai=3/0", "openai=2/x"])
+def test_a_malformed_provider_limits_spec_is_refused(spec):
+    with pytest.raises(ValueError, match="openai|=3"):
+        parse_provider_limits(spec, None)
+
+
+def test_a_provider_without_its_own_limits_gets_the_defaults():
+    settings = Settings.from_env({**BASE, "PROVIDER_LIMITS": "openai=4/60", "PROVIDER_MAX_IN_FLIGHT": "9"})
+    assert settings.provider_limits("openai") == (4, 60)
+    assert settings.provider_limits("anthropic")[0] == 9
