@@ -6,6 +6,7 @@
 // a little longer, until the rows that were in flight are counted (older servers answer
 // a cancel with "cancelled" at once). `focusRequest` ({batchId}) brings one batch into
 // view and moves the focus to it, clearing a search or filter that would hide it.
+// `onBatchEnded` is called once per poll in which a batch went from active to final.
 
 import { useCallback, useEffect, useId, useRef, useState } from 'react';
 import { getStatus, listBatches } from '../api.js';
@@ -36,7 +37,7 @@ export function matchingBatches(batches, { query = '', status = '' } = {}) {
   );
 }
 
-export default function BatchList({ refreshKey = 0, announce = () => {}, focusRequest = null }) {
+export default function BatchList({ refreshKey = 0, announce = () => {}, focusRequest = null, onBatchEnded = () => {} }) {
   const { lang, t } = useLanguage();
   const [batches, setBatches] = useState([]);
   const [loading, setLoading] = useState(true);
@@ -109,6 +110,7 @@ export default function BatchList({ refreshKey = 0, announce = () => {}, focusRe
     const updates = {};
     const errors = {};
     const messages = [];
+    let ended = false;
     answers.forEach((answer, index) => {
       const before = running[index];
       if (answer.status === 'rejected') {
@@ -118,12 +120,14 @@ export default function BatchList({ refreshKey = 0, announce = () => {}, focusRe
       const after = { ...before, ...answer.value };
       updates[before.batchId] = after;
       if (after.status === 'cancelled') markCancelled(after.batchId);
+      if (isActive(before.status) && !isActive(after.status)) ended = true;
       const tenth = (batch) => Math.floor(batchProgress(batch).percent / 10);
       if (after.status !== before.status || tenth(after) !== tenth(before)) messages.push(describe(after));
     });
     setBatches((current) => current.map((batch) => updates[batch.batchId] || batch));
     setPollErrors(errors);
     if (messages.length > 0) announce(messages.join(' '));
+    if (ended) onBatchEnded();
     if (Object.keys(errors).length > 0) throw new Error('status poll failed');
   };
 

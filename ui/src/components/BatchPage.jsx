@@ -33,6 +33,9 @@ export default function BatchPage() {
   }, [token]);
 
   const onCreated = useCallback(() => setRefreshKey((key) => key + 1), []);
+  // How many batches the list has seen end: the form's baseline list reads itself again.
+  const [endedCount, setEndedCount] = useState(0);
+  const onBatchEnded = useCallback(() => setEndedCount((count) => count + 1), []);
   // A new object each time, so that asking twice for the same batch focuses it twice.
   const [focusRequest, setFocusRequest] = useState(null);
   const onShowBatch = useCallback((batchId) => setFocusRequest({ batchId }), []);
@@ -68,8 +71,13 @@ export default function BatchPage() {
         {token ? (
           // Keyed by token: another user's sign-in starts from a clean page.
           <div key={token} className="page__content">
-            <BatchUpload onCreated={onCreated} onShowBatch={onShowBatch} options={options} />
-            <BatchList refreshKey={refreshKey} announce={setAnnouncement} focusRequest={focusRequest} />
+            <BatchUpload onCreated={onCreated} onShowBatch={onShowBatch} options={options} endedCount={endedCount} />
+            <BatchList
+              refreshKey={refreshKey}
+              announce={setAnnouncement}
+              focusRequest={focusRequest}
+              onBatchEnded={onBatchEnded}
+            />
           </div>
         ) : (
           <SignIn reason={reason} onSignIn={signIn} />

@@ -165,6 +165,28 @@ describe('signed in', () => {
     expect(fetch.requests.filter((request) => request.path === '/api/batch/list')).toHaveLength(2);
   });
 
+  it('offers a batch as baseline as soon as the list sees it end, without the baseline list being focused', async () => {
+    sessionStorage.setItem(TOKEN_KEY, PARTNER);
+    let running = batchSummary({ batchId: 'spring', name: 'Spring run', status: 'processing', processedItems: 4 });
+    const fetch = installFetch({
+      'GET /api/batch/list': () => jsonResponse(200, [running]),
+      'GET /api/batch/status': () => jsonResponse(200, running),
+    });
+    const user = userEvent.setup();
+    renderPage(<BatchPage />);
+    await screen.findByTestId('batch-row-spring');
+    await user.click(screen.getByRole('button', { name: 'Evaluation options' }));
+    expect(await screen.findByText('You have no finished batch to compare with yet.')).toBeInTheDocument();
+    const listReads = () => fetch.requests.filter((request) => request.path === '/api/batch/list').length;
+    const before = listReads();
+
+    running = { ...running, status: 'processed', processedItems: 10 };
+
+    expect(await screen.findByRole('option', { name: /Spring run/ }, { timeout: 5000 })).toBeInTheDocument();
+    expect(screen.getByLabelText('Baseline batch')).not.toHaveFocus();
+    expect(listReads()).toBe(before + 1);
+  });
+
   it('takes the reader from the success message to the new batch’s card', async () => {
     sessionStorage.setItem(TOKEN_KEY, PARTNER);
     let batches = [batchSummary({ batchId: 'older', name: 'Older batch', status: 'processed' })];

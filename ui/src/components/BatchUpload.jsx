@@ -77,7 +77,7 @@ function choicesFrom(list, known) {
   return offered.length > 0 ? offered : known;
 }
 
-export default function BatchUpload({ onCreated, onShowBatch, options = null }) {
+export default function BatchUpload({ onCreated, onShowBatch, options = null, endedCount = 0 }) {
   const { lang, t } = useLanguage();
   const aiChoices = choicesFrom(options?.aiProviders, AI_PROVIDERS);
   const searchChoices = choicesFrom(options?.searchProviders, SEARCH_PROVIDERS);
@@ -389,7 +389,13 @@ export default function BatchUpload({ onCreated, onShowBatch, options = null }) 
           </p>
         </div>
 
-        <EvaluationFields values={evaluation} onChange={setEvaluation} options={options} problems={problems} />
+        <EvaluationFields
+          values={evaluation}
+          onChange={setEvaluation}
+          options={options}
+          problems={problems}
+          endedCount={endedCount}
+        />
 
         <button type="submit" className="button" disabled={submitting} aria-busy={submitting || undefined}>
           {submitting ? t('upload.submitting') : t('upload.submit')}

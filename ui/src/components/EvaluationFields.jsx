@@ -5,7 +5,8 @@
 // checks them with validateEvaluation (evaluation.js); `problems` are shown beside
 // their field. Closed at first (a plain upload needs none of it; closed, it says what
 // it still sends) and open while one of its fields has a problem. The baseline list is
-// the caller's own, read when the section first opens and again when it is focused.
+// the caller's own, read when the section first opens, again when it is focused, and
+// again when the page sees one of the caller's batches end (`endedCount` grows).
 
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { listBatches } from '../api.js';
@@ -25,8 +26,8 @@ import '../evaluation.css';
 
 export const BASELINE_REFRESH_MS = 1_000;
 
-/** The caller's finished batches: read once `enabled`, and again when the list is focused (a batch may have ended since). */
-function useBaselines(enabled) {
+/** The caller's finished batches: read once `enabled`, again when the list is focused, and when `endedCount` grows. */
+function useBaselines(enabled, endedCount) {
   const [state, setState] = useState({ loading: true, batches: [], error: null });
   const live = useRef(true);
   const lastRead = useRef(0);
@@ -45,6 +46,10 @@ function useBaselines(enabled) {
   useEffect(() => {
     if (enabled && lastRead.current === 0) read();
   }, [enabled, read]);
+  // A batch ended on this page: it may now be a baseline (read only once the list has been read at all).
+  useEffect(() => {
+    if (endedCount > 0 && lastRead.current > 0) read();
+  }, [endedCount, read]);
   const refresh = useCallback(() => {
     if (Date.now() - lastRead.current >= BASELINE_REFRESH_MS) read();
   }, [read]);
@@ -63,12 +68,12 @@ export function chosenSummary(values, t, formatBudget) {
   return parts.length > 0 ? t('eval.fields.chosen', { choices: parts.join(', ') }) : '';
 }
 
-export default function EvaluationFields({ values, onChange, options = null, problems = [] }) {
+export default function EvaluationFields({ values, onChange, options = null, problems = [], endedCount = 0 }) {
   const { lang, t } = useLanguage();
   const [expanded, setExpanded] = useState(false);
   const ours = problems.some((problem) => problem.field in EVALUATION_FIELD_IDS);
   const open = expanded || ours; // a problem in a closed section would be out of reach
-  const baselines = useBaselines(open);
+  const baselines = useBaselines(open, endedCount);
   const chosen = open ? '' : chosenSummary(values, t, (usd) => formatUsd(usd, lang));
   const maxTrials = maxTrialsOf(options);
   const offered = analyzersOffered(options);
